@@ -1,0 +1,46 @@
+"""Sphinx extension that makes the built website work with no network.
+
+Jupyter Book 1.x pages load MathJax from a CDN. This ships the parts of the npm package
+``mathjax@3`` a page needs (installed by ``npm ci``; see ``package.json``) into the site's
+``_static/mathjax`` so that ``mathjax_path = "mathjax/tex-mml-chtml.js"`` resolves locally.
+It copies after the build, not through ``html_static_path``: Jupyter Book would add a script
+tag for every ``.js`` file found there.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sphinx.application import Sphinx
+from sphinx.errors import ExtensionError
+
+MATHJAX = Path(__file__).resolve().parent.parent / "node_modules" / "mathjax" / "es5"
+# The entry point, its fonts, and the TeX extensions it autoloads (\boldsymbol and friends).
+MATHJAX_PARTS = ["tex-mml-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/extensions"]
+
+
+def check_mathjax(app: Sphinx) -> None:
+    if app.builder.format == "html" and not (MATHJAX / MATHJAX_PARTS[0]).is_file():
+        raise ExtensionError(
+            f"MathJax is not installed at {MATHJAX}: run `npm ci` in the repository root "
+            "(`make book` does it) so that the website can ship its own copy."
+        )
+
+
+def copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    target = Path(app.outdir) / "_static" / "mathjax"
+    for part in MATHJAX_PARTS:
+        source, dest = MATHJAX / part, target / part
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, dest, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, dest)
+
+
+def setup(app: Sphinx) -> dict:
+    app.connect("builder-inited", check_mathjax)
+    app.connect("build-finished", copy_mathjax)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,47 @@
+"""Diagonal-Gaussian math shared by every chapter: log-density, KL to N(0, I), reparameterized sampling.
+
+Each function takes NumPy arrays or PyTorch tensors and answers in the same kind, so the
+NumPy VAE and the PyTorch VAE use literally the same formulas. Variances are carried as
+log-variances ``logvar = log sigma^2``: an encoder can output any real number for it, and
+``sigma = exp(logvar / 2)`` is then always positive.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+Array = Any  # a numpy.ndarray or a torch.Tensor
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _xp(x: Array):
+    """The array module of ``x``: numpy for arrays, torch for tensors (imported only then)."""
+    if type(x).__module__.startswith("torch"):
+        import torch
+
+        return torch
+    return np
+
+
+def gaussian_log_density(x: Array, mean: Array, logvar: Array) -> Array:
+    """log N(x; mean, diag(exp(logvar))), summed over the last axis."""
+    xp = _xp(x)
+    return -0.5 * xp.sum(LOG_2PI + logvar + (x - mean) ** 2 / xp.exp(logvar), axis=-1)
+
+
+def kl_to_standard_normal(mu: Array, logvar: Array) -> Array:
+    """KL( N(mu, diag sigma^2) || N(0, I) ) = 1/2 sum(sigma^2 + mu^2 - 1 - log sigma^2), over the last axis.
+
+    Note sigma^2 = exp(logvar): the variance itself, not exp(sigma^2).
+    """
+    xp = _xp(mu)
+    return 0.5 * xp.sum(xp.exp(logvar) + mu**2 - 1.0 - logvar, axis=-1)
+
+
+def reparameterize(mu: Array, logvar: Array, eps: Array) -> Array:
+    """z = mu + sigma * eps with sigma = exp(logvar / 2), the standard deviation (not the variance)."""
+    xp = _xp(mu)
+    return mu + xp.exp(0.5 * logvar) * eps

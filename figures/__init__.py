@@ -1,0 +1,1 @@
+"""The book's figures, each drawn by code: ``python -m figures`` redraws every static image."""

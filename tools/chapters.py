@@ -1,0 +1,88 @@
+"""The chapter notebooks as the table of contents lists them, and their shared first cell.
+
+Every chapter starts with the same set-up cell, which makes ``import book`` work in a clone,
+on Colab and in any fresh kernel. The repository it installs from is ``repository.url`` in
+``_config.yml``, the one place it is set; ``python -m tools.chapters`` rewrites the set-up
+cell (and the kernel metadata) of every chapter from it, and the tests fail when one differs.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SETUP_CELL = '''\
+# Set-up: make `import book` work here, on Colab, or in any fresh kernel ("Run all" needs no edits).
+import importlib.util, pathlib, subprocess, sys
+
+REPOSITORY = "{url}"
+if importlib.util.find_spec("book") is None:
+    if (pathlib.Path.cwd().parent / "book" / "__init__.py").is_file():  # a clone of the repository
+        sys.path.insert(0, str(pathlib.Path.cwd().parent))
+    else:  # Colab or any other machine: install the book's package from the repository
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{{REPOSITORY}}"], check=True)'''
+
+
+def config(root: Path = ROOT) -> dict:
+    """The book's ``_config.yml``."""
+    return yaml.safe_load((root / "_config.yml").read_text())
+
+
+def setup_cell_source(root: Path = ROOT) -> str:
+    """The first code cell every chapter must have, for this book's repository URL."""
+    return SETUP_CELL.format(url=config(root)["repository"]["url"])
+
+
+def toc_files(root: Path = ROOT) -> list[str]:
+    """Every document in ``_toc.yml``, root first, as paths without suffix."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries: list) -> None:
+        for entry in entries:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections", []))
+            for part in entry.get("parts", []):
+                walk(part.get("chapters", []))
+
+    walk(toc.get("chapters", []))
+    for part in toc.get("parts", []):
+        walk(part.get("chapters", []))
+    return files
+
+
+def chapter_notebooks(root: Path = ROOT) -> list[Path]:
+    """The notebook chapters in table-of-contents order."""
+    return [root / f"{f}.ipynb" for f in toc_files(root) if (root / f"{f}.ipynb").is_file()]
+
+
+# Colab, papermill and the build pick the kernel from this metadata.
+KERNEL_METADATA = {
+    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+    "language_info": {"name": "python"},
+}
+
+
+def sync_chapters(root: Path = ROOT) -> list[Path]:
+    """Give every chapter the current set-up cell and kernel metadata; returns the files changed."""
+    changed = []
+    expected = setup_cell_source(root)
+    for path in chapter_notebooks(root):
+        notebook = json.loads(path.read_text())
+        before = json.dumps(notebook)
+        cell = next(c for c in notebook["cells"] if c["cell_type"] == "code")
+        cell["source"] = expected.splitlines(keepends=True)
+        notebook["metadata"].update(KERNEL_METADATA)
+        if json.dumps(notebook) != before:
+            path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+            changed.append(path)
+    return changed
+
+
+if __name__ == "__main__":
+    for path in sync_chapters():
+        print(f"updated {path.relative_to(ROOT)}")
