@@ -1,4 +1,4 @@
-"""Diagonal-Gaussian math shared by every chapter: log-density, KL to N(0, I), reparameterized sampling.
+"""Diagonal-Gaussian math shared by every chapter: log-density, KL to N(0, I) and its gradient, sampling.
 
 Each function takes NumPy arrays or PyTorch tensors and answers in the same kind, so the
 NumPy VAE and the PyTorch VAE use literally the same formulas. Variances are carried as
@@ -45,3 +45,13 @@ def reparameterize(mu: Array, logvar: Array, eps: Array) -> Array:
     """z = mu + sigma * eps with sigma = exp(logvar / 2), the standard deviation (not the variance)."""
     xp = _xp(mu)
     return mu + xp.exp(0.5 * logvar) * eps
+
+
+def kl_to_standard_normal_grad(mu: Array, logvar: Array) -> tuple[Array, Array]:
+    """The gradient of ``kl_to_standard_normal`` with respect to ``mu`` and ``logvar``, elementwise.
+
+    dKL/dmu = mu and dKL/dlogvar = 1/2 (sigma^2 - 1): the KL pulls the mean to 0 and the
+    variance to 1, and both gradients vanish exactly at the prior N(0, I).
+    """
+    xp = _xp(mu)
+    return mu, 0.5 * (xp.exp(logvar) - 1.0)

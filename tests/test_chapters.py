@@ -26,6 +26,7 @@ def test_chapter_is_set_up_for_colab_and_papermill(notebook):
     assert "".join(code[0]["source"]) == setup_cell_source(), (
         f"{notebook.name}: its set-up cell differs from _config.yml's repository; run `python -m tools.chapters`"
     )
+    assert code[0]["metadata"].get("tags") == ["hide-input"]
     parameters = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(parameters) == 1 and "QUICK = False" in "".join(parameters[0]["source"])
     assert all(not c.get("outputs") for c in code), f"{notebook.name}: commit chapters without outputs"

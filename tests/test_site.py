@@ -91,8 +91,11 @@ def test_mathjax_is_shipped(site):
 
 @pytest.fixture(scope="module")
 def served(site):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
-    handler.log_message = lambda *args: None
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -133,10 +136,14 @@ def test_page_renders_offline_without_errors(site, served, browser, entry):
     page.goto(f"{served}/{entry}.html", wait_until="networkidle")
     has_math = bool(re.search(r'class="[^"]*\bmath\b', (site / f"{entry}.html").read_text()))
     if has_math:
-        try:
-            page.wait_for_selector("mjx-container", timeout=15_000)
-        except Exception:
-            problems.append("its math was not rendered by MathJax")
+        try:  # (some math sits in hidden navigation, so wait for presence, not visibility)
+            page.wait_for_selector("mjx-container", state="attached", timeout=15_000)
+            page.evaluate("MathJax.startup.promise")  # resolves when the page is typeset
+            unrendered = page.evaluate("[...document.querySelectorAll('.math')].filter(e => !e.querySelector('mjx-container')).length")
+            if unrendered:
+                problems.append(f"{unrendered} math elements were not rendered by MathJax")
+        except Exception as error:
+            problems.append(f"its math was not rendered by MathJax ({error})")
         if page.query_selector("mjx-merror"):
             problems.append("MathJax reported an error")
     broken = page.evaluate("[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")

@@ -76,6 +76,7 @@ def sync_chapters(root: Path = ROOT) -> list[Path]:
         before = json.dumps(notebook)
         cell = next(c for c in notebook["cells"] if c["cell_type"] == "code")
         cell["source"] = expected.splitlines(keepends=True)
+        cell.setdefault("metadata", {})["tags"] = ["hide-input"]  # on the website: folded away
         notebook["metadata"].update(KERNEL_METADATA)
         if json.dumps(notebook) != before:
             path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")

@@ -1,0 +1,93 @@
+"""Benchmarks of the book's models: ``python -m book.bench <subcommand>``.
+
+``numpy``: training throughput of the NumPy VAE (``book.numpy_vae``) against the identical model
+in PyTorch (``book.torch_mlp_vae``) on the CPU, in images per second of full training steps
+(noise, forward, backward, Adam). Both run on the same batch with the same architecture and start
+from the same weights; the timed blocks alternate between the two, so that a change in the
+machine's load during the run hits both, and the median over the repeats is reported.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+
+
+def throughput(step: Callable[[], object], images_per_step: int, steps: int) -> float:
+    """Images per second over ``steps`` consecutive calls of ``step``."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return images_per_step * steps / (time.perf_counter() - start)
+
+
+def bench_numpy(batch_size: int = 100, hidden: int = 512, z_dim: int = 32, steps: int = 50,
+                repeats: int = 7, warmup: int = 10, seed: int = 0) -> dict[str, float]:
+    """Median training throughput (images/s) of the NumPy and the PyTorch VAE, and their ratio."""
+    import torch
+
+    from book import numpy_vae, torch_mlp_vae
+
+    arch = numpy_vae.Architecture(784, hidden, z_dim)
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    # Random binary images as dense as MNIST's (13% of pixels on): the time of a step does not
+    # depend on the pixel values, and the benchmark needs no dataset.
+    x = (rng.random((batch_size, arch.x_dim)) < 0.13).astype(np.float32)
+
+    model = numpy_vae.VAE(arch, seed=seed)
+    torch_model = torch_mlp_vae.TorchVAE.from_numpy(model)
+    optimizer = numpy_vae.Adam(model.flat, lr=1e-3)
+    torch_optimizer = torch.optim.Adam(torch_model.parameters(), lr=1e-3)
+    x_torch = torch.from_numpy(x)
+
+    runs = {
+        "numpy": lambda: numpy_vae.train_step(model, optimizer, x, rng),
+        "torch": lambda: torch_mlp_vae.train_step(torch_model, torch_optimizer, x_torch),
+    }
+    for step in runs.values():
+        throughput(step, batch_size, warmup)
+    results: dict[str, list[float]] = {name: [] for name in runs}
+    for repeat in range(repeats):
+        order = list(runs) if repeat % 2 == 0 else list(runs)[::-1]
+        for name in order:
+            results[name].append(throughput(runs[name], batch_size, steps))
+    numpy_rate, torch_rate = (statistics.median(results[name]) for name in runs)
+    return {"numpy": numpy_rate, "torch": torch_rate, "ratio": numpy_rate / torch_rate}
+
+
+def _numpy_command(args: argparse.Namespace) -> None:
+    import torch
+
+    print(f"MLP VAE 784-{args.hidden}-{args.z_dim} (tanh, Bernoulli output), batch {args.batch_size}, "
+          f"float32, Adam; {args.repeats} repeats of {args.steps} steps after {args.warmup} warm-up steps")
+    print(f"threads: PyTorch {torch.get_num_threads()}, NumPy's BLAS "
+          f"{os.environ.get('OPENBLAS_NUM_THREADS', 'default (all cores)')}; {os.cpu_count()} CPUs")
+    result = bench_numpy(args.batch_size, args.hidden, args.z_dim, args.steps, args.repeats, args.warmup)
+    for name in ("numpy", "torch"):
+        rate = result[name]
+        print(f"{name:>6}: {rate:9,.0f} images/s  ({1e3 * args.batch_size / rate:.2f} ms per step, median)")
+    print(f" ratio: NumPy / PyTorch = {result['ratio']:.2f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m book.bench", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    numpy_parser = commands.add_parser("numpy", help="NumPy VAE vs the same model in PyTorch, CPU training throughput")
+    numpy_parser.add_argument("--batch-size", type=int, default=100)
+    numpy_parser.add_argument("--hidden", type=int, default=512)
+    numpy_parser.add_argument("--z-dim", type=int, default=32)
+    numpy_parser.add_argument("--steps", type=int, default=50, help="steps per timed block")
+    numpy_parser.add_argument("--repeats", type=int, default=7)
+    numpy_parser.add_argument("--warmup", type=int, default=10)
+    numpy_parser.set_defaults(run=_numpy_command)
+    args = parser.parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

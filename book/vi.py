@@ -1,0 +1,239 @@
+"""Variational inference where every quantity is exact: a linear-Gaussian model, and gradient estimators.
+
+The model is a VAE whose decoder is linear::
+
+    z ~ N(0, I_d),    x | z ~ N(W z + b, s^2 I_D).
+
+A linear map of Gaussians is Gaussian, so log p(x) and the posterior p(z | x) have closed forms,
+and so does the ELBO of any Gaussian q(z) = N(m, S). The chapter uses it to check, to float64
+precision, that ELBO <= log p(x), with equality at the posterior and gap = KL(q || p(z | x)).
+
+q has a *full* covariance S here: for a general W the posterior is correlated, and only a
+full-covariance q can reach it. The diagonal q a VAE's encoder outputs is the special case
+S = diag(exp(logvar)); ``LinearGaussianModel.mean_field_posterior`` is the best one, and its gap
+is what a diagonal q costs.
+
+The rest holds the Monte Carlo and finite-difference helpers of the chapter's checks, and the two
+estimators of d/d(mu, logvar) E_q[f(z)] for a diagonal q: the reparameterization (pathwise)
+estimator and the score-function (REINFORCE) estimator.
+Everything is NumPy float64: the identities are checked to 1e-10, which float32 could not resolve.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from book.gaussian import LOG_2PI, gaussian_log_density, reparameterize
+
+
+# --- Full-covariance Gaussians ----------------------------------------------------------------
+
+def mvn_log_density(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """log N(x; mean, cov) for a full covariance, over the last axis of ``x``.
+
+    With cov = L L^T (Cholesky), the quadratic form is |L^-1 (x - mean)|^2 and
+    log det cov = 2 sum log diag L: no inverse or determinant is ever formed.
+    """
+    k = mean.shape[-1]
+    chol = np.linalg.cholesky(cov)
+    residual = np.atleast_2d(x - mean).reshape(-1, k)
+    white = np.linalg.solve(chol, residual.T).T
+    log_det = 2.0 * np.sum(np.log(np.diag(chol)))
+    log_density = -0.5 * (k * LOG_2PI + log_det + np.sum(white**2, axis=-1))
+    return log_density.reshape(np.shape(x)[:-1])
+
+
+def gaussian_kl(mean0: np.ndarray, cov0: np.ndarray, mean1: np.ndarray, cov1: np.ndarray) -> float:
+    """KL( N(mean0, cov0) || N(mean1, cov1) ) for full covariances.
+
+    = 1/2 [ tr(cov1^-1 cov0) + (mean1 - mean0)^T cov1^-1 (mean1 - mean0) - k + log det cov1 - log det cov0 ].
+    With mean1 = 0, cov1 = I and a diagonal cov0 it is ``kl_to_standard_normal``.
+    """
+    k = mean0.shape[-1]
+    chol0, chol1 = np.linalg.cholesky(cov0), np.linalg.cholesky(cov1)
+    trace = np.sum(np.linalg.solve(chol1, chol0) ** 2)  # tr(cov1^-1 cov0) = |L1^-1 L0|_F^2
+    mahalanobis = np.sum(np.linalg.solve(chol1, mean1 - mean0) ** 2)
+    log_det_ratio = 2.0 * np.sum(np.log(np.diag(chol1)) - np.log(np.diag(chol0)))
+    return 0.5 * (trace + mahalanobis - k + log_det_ratio)
+
+
+def sample_mvn(mean: np.ndarray, cov: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """z = mean + L eps with cov = L L^T: the reparameterization for a full covariance (one row per eps)."""
+    return mean + eps @ np.linalg.cholesky(cov).T
+
+
+# --- The linear-Gaussian model ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LinearGaussianModel:
+    """z ~ N(0, I_d), x | z ~ N(W z + b, s^2 I_D), with W of shape (D, d)."""
+
+    W: np.ndarray
+    b: np.ndarray
+    s: float
+
+    @classmethod
+    def random(cls, rng: np.random.Generator, d: int, D: int, s: float) -> LinearGaussianModel:
+        """A model with standard-normal weights and bias."""
+        return cls(W=rng.standard_normal((D, d)), b=rng.standard_normal(D), s=s)
+
+    @property
+    def d(self) -> int:
+        """The latent dimension."""
+        return self.W.shape[1]
+
+    def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """n draws (z, x) from p(z) p(x | z)."""
+        z = rng.standard_normal((n, self.d))
+        return z, z @ self.W.T + self.b + self.s * rng.standard_normal((n, len(self.b)))
+
+    def log_joint(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """log p(x | z) + log p(z), with the book's diagonal-Gaussian log-density (one value per row of z)."""
+        noise_logvar = np.full_like(self.b, 2.0 * math.log(self.s))
+        log_prior = gaussian_log_density(z, 0.0 * z, 0.0 * z)  # N(0, I): mean 0, log-variance 0
+        return gaussian_log_density(x, z @ self.W.T + self.b, noise_logvar) + log_prior
+
+    def log_evidence(self, x: np.ndarray) -> float:
+        """log p(x) = log N(x; b, W W^T + s^2 I): x = W z + b + s * noise is a sum of Gaussians."""
+        cov = self.W @ self.W.T + self.s**2 * np.eye(len(self.b))
+        return float(mvn_log_density(x, self.b, cov))
+
+    def posterior_precision(self) -> np.ndarray:
+        """The inverse covariance of p(z | x): I (the prior's) + W^T W / s^2 (the data's); x does not enter."""
+        return np.eye(self.d) + self.W.T @ self.W / self.s**2
+
+    def posterior(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The exact p(z | x) = N(m, S) with S = precision^-1 and m = S W^T (x - b) / s^2."""
+        cov = np.linalg.inv(self.posterior_precision())
+        return cov @ self.W.T @ (x - self.b) / self.s**2, cov
+
+    def reconstruction(self, x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> float:
+        """E_q[log p(x | z)] for q = N(mean, cov), in closed form.
+
+        E_q |x - W z - b|^2 = |x - W mean - b|^2 + tr(W cov W^T): the squared error at the mean,
+        plus the spread of q pushed through the decoder.
+        """
+        D = len(self.b)
+        squared_error = np.sum((x - self.W @ mean - self.b) ** 2) + np.trace(self.W @ cov @ self.W.T)
+        return -0.5 * D * math.log(2.0 * math.pi * self.s**2) - 0.5 * squared_error / self.s**2
+
+    def elbo(self, x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> float:
+        """ELBO(q) = E_q[log p(x | z)] - KL(q || p(z)), exactly, for q = N(mean, cov)."""
+        return self.reconstruction(x, mean, cov) - gaussian_kl(mean, cov, np.zeros(self.d), np.eye(self.d))
+
+    def mean_field_posterior(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The diagonal q = N(mean, diag exp(logvar)) with the highest ELBO, as (mean, logvar).
+
+        For a Gaussian target the best factorized q keeps the posterior mean and gives each z_j the
+        variance 1 / precision_jj: smaller than the posterior's own S_jj when the latents are correlated.
+        """
+        return self.posterior(x)[0], -np.log(np.diag(self.posterior_precision()))
+
+
+def log_weights(model: LinearGaussianModel, x: np.ndarray, mean: np.ndarray, cov: np.ndarray,
+                eps: np.ndarray) -> np.ndarray:
+    """log w = log p(x, z) - log q(z) at z = mean + L eps ~ q, one per row of eps.
+
+    E_q[log w] is the ELBO of q and log E_q[w] is log p(x): Jensen's inequality between the two.
+    """
+    z = sample_mvn(mean, cov, eps)
+    return model.log_joint(x, z) - mvn_log_density(z, mean, cov)
+
+
+def log_mean_exp(a: np.ndarray) -> float:
+    """log(mean(exp(a))) without overflow: shift by the maximum first."""
+    top = np.max(a)
+    return float(top + np.log(np.mean(np.exp(a - top))))
+
+
+def effective_sample_size(log_w: np.ndarray) -> float:
+    """(sum w)^2 / sum w^2: how many of the importance weights effectively count (1 to len(log_w))."""
+    top = np.max(log_w)
+    w = np.exp(log_w - top)  # the scale cancels in the ratio
+    return float(np.sum(w) ** 2 / np.sum(w**2))
+
+
+# --- Monte Carlo and finite-difference checks ---------------------------------------------------
+
+def kl_monte_carlo(mu: np.ndarray, logvar: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """One KL estimate per row of eps: log q(z) - log p(z) at z = mu + sigma * eps ~ q."""
+    z = reparameterize(mu, logvar, eps)
+    return gaussian_log_density(z, mu, logvar) - gaussian_log_density(z, 0.0 * z, 0.0 * z)
+
+
+def mean_and_standard_error(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Monte Carlo average over the first axis and its standard error std / sqrt(n)."""
+    return samples.mean(axis=0), samples.std(axis=0, ddof=1) / math.sqrt(len(samples))
+
+
+def central_difference(fn: Callable[[np.ndarray], float], a: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """The gradient of a scalar ``fn`` at ``a`` by central differences (fn(a + h e_i) - fn(a - h e_i)) / 2h.
+
+    Its error is O(h^2) from truncation plus O(1e-16 / h) from rounding; in float64, h = 1e-6 keeps
+    both near 1e-10.
+    """
+    grad = np.empty_like(a)
+    for i in range(a.size):
+        step = np.zeros_like(a)
+        step.flat[i] = h
+        grad.flat[i] = (fn(a + step) - fn(a - step)) / (2.0 * h)
+    return grad
+
+
+def random_gaussian(rng: np.random.Generator, d: int, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """A random N(mean, cov) on R^d: mean ~ scale * N(0, I), cov = A A^T + 0.01 I with A ~ scale * N(0, 1)."""
+    A = scale * rng.standard_normal((d, d))
+    return scale * rng.standard_normal(d), A @ A.T + 0.01 * np.eye(d)
+
+
+# --- Gradient estimators for d/d(mu, logvar) E_q[f(z)], q = N(mu, diag exp(logvar)) ------------
+# Each returns one estimate per row of eps: (gradient w.r.t. mu, gradient w.r.t. logvar).
+
+def reparameterization_gradient(grad_f: Callable[[np.ndarray], np.ndarray], mu: np.ndarray,
+                                logvar: np.ndarray, eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pathwise estimator: differentiate f(mu + sigma * eps) through z, holding eps fixed.
+
+    dz/dmu = 1 and dz/dlogvar = sigma * eps / 2 (since sigma = exp(logvar / 2)).
+    """
+    g = grad_f(reparameterize(mu, logvar, eps))
+    return g, g * eps * np.exp(0.5 * logvar) / 2.0
+
+
+def score_function_gradient(f: Callable[[np.ndarray], np.ndarray], mu: np.ndarray,
+                            logvar: np.ndarray, eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The score-function (REINFORCE) estimator f(z) * grad log q(z): it uses f's values only.
+
+    d log q / dmu = (z - mu) / sigma^2 = eps / sigma and d log q / dlogvar = (eps^2 - 1) / 2.
+    """
+    fz = f(reparameterize(mu, logvar, eps))[..., None]
+    return fz * eps / np.exp(0.5 * logvar), fz * (eps**2 - 1.0) / 2.0
+
+
+def estimator_variance(per_sample: Callable[[np.ndarray], np.ndarray], d: int, n_samples: int,
+                       repeats: int, rng: np.random.Generator) -> np.ndarray:
+    """The variance, per coordinate, of an ``n_samples``-sample average of ``per_sample(eps)``.
+
+    Measured directly: ``repeats`` independent averages, then their variance.
+    """
+    estimates = per_sample(rng.standard_normal((repeats, n_samples, d))).mean(axis=1)
+    return estimates.var(axis=0, ddof=1)
+
+
+# A test function whose expectation and gradient are known: E_q sum z^2 = sum(mu^2 + sigma^2).
+
+def sum_of_squares(z: np.ndarray) -> np.ndarray:
+    """f(z) = sum_j z_j^2 over the last axis."""
+    return np.sum(z**2, axis=-1)
+
+
+def sum_of_squares_grad(z: np.ndarray) -> np.ndarray:
+    """grad f(z) = 2 z."""
+    return 2.0 * z
+
+
+def expected_sum_of_squares_grad(mu: np.ndarray, logvar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The exact gradient of E_q[sum z^2] = sum(mu^2 + exp(logvar)): (2 mu, exp(logvar))."""
+    return 2.0 * mu, np.exp(logvar)

@@ -1,0 +1,205 @@
+"""The NumPy VAE: its gradients are right (and the check would notice if not), it trains, it saves."""
+from __future__ import annotations
+
+import inspect
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from book import numpy_vae
+from book.numpy_vae import VAE, Adam, Architecture, bernoulli_log_likelihood, gradient_check, relative_error
+from book.torch_mlp_vae import TorchVAE
+
+TINY = Architecture(x_dim=20, hidden=8, z_dim=3)
+
+
+def batch(arch: Architecture, n: int, seed: int = 0, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """Binary images and noise for a batch of n examples."""
+    rng = np.random.default_rng(seed)
+    return (rng.random((n, arch.x_dim)) < 0.3).astype(dtype), rng.standard_normal((n, arch.z_dim)).astype(dtype)
+
+
+def prototypes_data(n: int, seed: int, x_dim: int = 64) -> np.ndarray:
+    """Intensities in [0, 1]: noisy copies of 5 random binary patterns, a dataset with structure to learn."""
+    rng = np.random.default_rng(seed)
+    patterns = np.random.default_rng(1234).random((5, x_dim)) < 0.4
+    return np.where(patterns[rng.integers(5, size=n)], 0.9, 0.05).astype(np.float32)
+
+
+# --- gradients -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gradient_check_passes_for_every_parameter(seed):
+    model = VAE(TINY, seed=seed, dtype=np.float64)
+    errors = gradient_check(model, *batch(TINY, 5, seed))
+    assert set(errors) == set(TINY.shapes())
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_gradient_check_refuses_float32():
+    with pytest.raises(ValueError, match="float64"):
+        gradient_check(VAE(TINY), *batch(TINY, 2, dtype=np.float32))
+
+
+# Bugs one might write in the backward pass, as (correct line fragment, wrong one), and the
+# parameters whose gradients they break (those upstream of the mistake).
+MUTATIONS = {
+    "tanh derivative 1 - g": ("d_g *= 1 - f.g * f.g", "d_g *= 1 - f.g", {"W3", "b3", "W2", "b2", "W1", "b1"}),
+    "KL gradient not averaged": ("d_mu = d_z + f.mu / n", "d_mu = d_z + f.mu", {"W2", "b2", "W1", "b1"}),
+    "dKL/dlogvar with sigma not sigma^2": ("(sigma * sigma - 1)", "(sigma - 1)", {"W2", "b2", "W1", "b1"}),
+    "dz/dlogvar without sigma": ("d_z * sigma * f.eps", "d_z * f.eps", {"W2", "b2", "W1", "b1"}),
+}
+
+
+def mutant(old: str, new: str) -> type[VAE]:
+    """A VAE whose backward pass has ``old`` replaced by ``new`` in its source."""
+    source = textwrap.dedent(inspect.getsource(VAE.backward))
+    assert source.count(old) == 1, f"{old!r} is not (once) in VAE.backward"
+    namespace = dict(vars(numpy_vae))
+    exec(source.replace(old, new), namespace)
+    return type("Mutant", (VAE,), {"backward": namespace["backward"]})
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS, ids=str)
+def test_gradient_check_finds_a_wrong_backward_line(mutation):
+    old, new, broken = MUTATIONS[mutation]
+    model = mutant(old, new)(TINY, seed=0, dtype=np.float64)
+    errors = gradient_check(model, *batch(TINY, 5))
+    assert {name for name, error in errors.items() if error > 1e-3} == broken, errors
+    assert all(errors[name] < 1e-6 for name in set(errors) - broken), errors
+
+
+def test_gradients_agree_with_pytorch_autograd():
+    arch = Architecture(x_dim=784, hidden=32, z_dim=4)
+    model = VAE(arch, seed=0, dtype=np.float64)
+    x, eps = batch(arch, 16)
+    f = model.forward(x, eps)
+    grads = model.backward(f)
+    torch_model = TorchVAE.from_numpy(model)
+    loss, recon, kl = torch_model(torch.from_numpy(x), torch.from_numpy(eps))
+    loss.backward()
+    assert loss.item() == pytest.approx(f.loss, rel=1e-12)
+    np.testing.assert_allclose(recon.detach().numpy(), f.recon, rtol=1e-12)
+    np.testing.assert_allclose(kl.detach().numpy(), f.kl, rtol=1e-12)
+    torch_grads = torch_model.numpy_grads()
+    for name in grads:
+        assert relative_error(grads[name], torch_grads[name]) < 1e-10, name
+
+
+def test_adam_takes_the_same_steps_as_torch_adam():
+    model = VAE(TINY, seed=0, dtype=np.float64)
+    torch_model = TorchVAE.from_numpy(model)
+    optimizer, torch_optimizer = Adam(model.flat, lr=0.01), torch.optim.Adam(torch_model.parameters(), lr=0.01)
+    for step in range(20):
+        x, eps = batch(TINY, 8, seed=step)
+        model.backward(model.forward(x, eps))
+        optimizer.step(model.grad_flat)
+        torch_optimizer.zero_grad()
+        torch_model(torch.from_numpy(x), torch.from_numpy(eps))[0].backward()
+        torch_optimizer.step()
+    after = TorchVAE.from_numpy(model).state_dict()
+    for name, value in torch_model.state_dict().items():
+        torch.testing.assert_close(value, after[name], rtol=1e-12, atol=1e-14)
+
+
+# --- numerics ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bernoulli_log_likelihood_is_finite_and_right_for_huge_logits(dtype):
+    logits = np.array([[100.0, -100.0, 100.0, -100.0]], dtype)
+    x = np.array([[1.0, 0.0, 0.0, 1.0]], dtype)
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+        warnings.simplefilter("error")
+        per_pixel = [bernoulli_log_likelihood(x[:, i:i + 1], logits[:, i:i + 1])[0] for i in range(4)]
+    # log sigmoid(100) = -log(1 + e^-100) ~ -4e-44; log(1 - sigmoid(100)) = -100 - 4e-44
+    np.testing.assert_allclose(per_pixel, [0.0, 0.0, -100.0, -100.0], atol=1e-6)
+
+
+def test_bernoulli_log_likelihood_matches_the_naive_formula():
+    rng = np.random.default_rng(0)
+    logits, x = rng.uniform(-10, 10, (6, 50)), rng.random((6, 50))  # also for targets in (0, 1)
+    p = 1 / (1 + np.exp(-logits))
+    naive = (x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=1)
+    np.testing.assert_allclose(bernoulli_log_likelihood(x, logits), naive, rtol=1e-12)
+
+
+def test_float32_model_computes_in_float32():
+    model = VAE(TINY, seed=0)
+    x, eps = batch(TINY, 4)  # float64 inputs are converted, not promoted to
+    f = model.forward(x, eps)
+    grads = model.backward(f)
+    assert {a.dtype for a in (f.h, f.mu, f.z, f.logits, f.recon, f.kl)} == {np.dtype(np.float32)}
+    assert all(g.dtype == np.float32 for g in grads.values())
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+def test_training_lowers_the_test_loss_and_is_reproducible():
+    arch = Architecture(x_dim=64, hidden=32, z_dim=4)
+    x_train, x_test = prototypes_data(1000, seed=0), prototypes_data(200, seed=1)
+    x_test = (np.random.default_rng(2).random(x_test.shape) < x_test).astype(np.float32)
+    before = numpy_vae.evaluate(VAE(arch, seed=0), x_test)["neg_elbo"]
+    runs = [numpy_vae.train(VAE(arch, seed=0), x_train, x_test, epochs=20, lr=3e-3, progress=False)
+            for _ in range(2)]
+    after = runs[0]["test_neg_elbo"][-1]
+    assert after < 0.7 * before, (before, runs[0]["test_neg_elbo"])
+    assert runs[0]["test_kl"][-1] > 1.0  # the latent code is used, not collapsed onto the prior
+    assert runs[0]["test_neg_elbo"] == runs[1]["test_neg_elbo"]
+
+
+def test_training_on_real_digits_lowers_the_test_loss():
+    from book.data import DatasetError, binarize, load_dataset, to_unit_interval
+
+    try:
+        images, _ = load_dataset("mnist", "train", download=False, verbose=False)
+    except DatasetError as error:
+        pytest.skip(f"no MNIST available offline (set VAE_BOOK_DATA): {error}")
+    x = to_unit_interval(images[:1200]).reshape(1200, -1)
+    x_train, x_test = x[:1000], binarize(x[1000:], seed=0)
+    model = VAE(Architecture(hidden=64, z_dim=8), seed=0)
+    before = numpy_vae.evaluate(model, x_test)["neg_elbo"]
+    history = numpy_vae.train(model, x_train, x_test, epochs=10, lr=3e-3, progress=False)
+    assert before > 500  # about 784 log 2 = 543: every pixel a coin flip
+    assert history["test_neg_elbo"][-1] < 0.5 * before, history["test_neg_elbo"]
+
+
+# --- saving, loading, checking inputs ------------------------------------------------------------
+
+
+def test_save_and_load_round_trip_exactly(tmp_path):
+    model = VAE(TINY, seed=3)
+    path = model.save(tmp_path / "model")
+    loaded = VAE.load(path)
+    assert loaded.arch == TINY
+    for name, value in model.params.items():
+        np.testing.assert_array_equal(loaded.params[name], value)
+    x, eps = batch(TINY, 4, dtype=np.float32)
+    np.testing.assert_array_equal(loaded.forward(x, eps).logits, model.forward(x, eps).logits)
+
+
+def test_loading_another_architecture_says_what_differs(tmp_path):
+    path = VAE(Architecture(hidden=16, z_dim=2)).save(tmp_path / "other")
+    with pytest.raises(ValueError, match=r"hidden=16, z_dim=2.*but this model has.*hidden=512, z_dim=32"):
+        VAE(Architecture()).load_weights(path)
+
+
+def test_loading_a_file_that_is_no_vae_says_so(tmp_path):
+    np.savez(tmp_path / "weights.npz", W1=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="not a file written by VAE.save"):
+        VAE.load(tmp_path / "weights.npz")
+
+
+def test_wrong_input_shapes_say_what_was_expected():
+    model = VAE(Architecture(hidden=16, z_dim=2))
+    with pytest.raises(ValueError, match=r"x must have shape \(N, 784\).*got \(5, 28, 28\).*reshape"):
+        model.encode(np.zeros((5, 28, 28)))
+    with pytest.raises(ValueError, match=r"eps must have shape \(5, 2\).*got \(4, 2\)"):
+        model.forward(np.zeros((5, 784)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"z must have shape \(N, 2\).*got \(3,\)"):
+        model.decode(np.zeros(3))
