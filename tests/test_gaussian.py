@@ -2,7 +2,7 @@
 
 Monte Carlo checks are seeded; a right formula sits within 4 standard errors of its estimate and
 every wrong one tested here lies tens of standard errors away. q is kept far from N(0, I)
-(sigma != 1) because several mistakes coincide with the right formula at sigma = 1.
+(sigma != 1, mu != 0) because some mistakes coincide with the right formula there.
 """
 from __future__ import annotations
 

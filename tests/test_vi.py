@@ -99,6 +99,13 @@ def test_mean_field_q_is_the_best_diagonal_one_and_falls_short(model_and_x, rng)
     assert gap == pytest.approx(vi.gaussian_kl(mean, np.diag(np.exp(logvar)), post_mean, post_cov), rel=1e-9)
 
 
+def test_effective_sample_size_counts_the_draws_that_carry_the_average():
+    assert vi.effective_sample_size(np.zeros(50)) == pytest.approx(50.0)  # equal weights: all count
+    assert vi.effective_sample_size(np.array([0.0, -800.0, -900.0])) == pytest.approx(1.0)  # one dominates
+    log_w = np.log(np.array([1.0, 1.0, 2.0, 4.0])) + 700.0  # w^2 would overflow without the shift
+    assert vi.effective_sample_size(log_w) == pytest.approx(8.0**2 / 22.0)
+
+
 # --- Gradient estimators of d/d(mu, logvar) E_q[sum z^2] -------------------------------------------
 
 MU, LOGVAR = np.array([1.0, -0.5, 0.2]), np.array([-1.0, 0.5, 0.0])
