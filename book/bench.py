@@ -65,8 +65,10 @@ def _numpy_command(args: argparse.Namespace) -> None:
 
     print(f"MLP VAE 784-{args.hidden}-{args.z_dim} (tanh, Bernoulli output), batch {args.batch_size}, "
           f"float32, Adam; {args.repeats} repeats of {args.steps} steps after {args.warmup} warm-up steps")
-    print(f"threads: PyTorch {torch.get_num_threads()}, NumPy's BLAS "
-          f"{os.environ.get('OPENBLAS_NUM_THREADS', 'default (all cores)')}; {os.cpu_count()} CPUs")
+    blas_threads = (os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+                    or "default (all cores)")
+    print(f"threads: PyTorch {torch.get_num_threads()}, NumPy's BLAS {blas_threads}; "
+          f"{os.cpu_count()} CPUs")
     result = bench_numpy(args.batch_size, args.hidden, args.z_dim, args.steps, args.repeats, args.warmup)
     for name in ("numpy", "torch"):
         rate = result[name]

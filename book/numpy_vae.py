@@ -58,13 +58,8 @@ def bernoulli_log_likelihood(x: np.ndarray, logits: np.ndarray) -> np.ndarray:
     softplus(l) = log(1 + e^l) is computed as max(l, 0) + log1p(e^-|l|): e^-|l| <= 1 never
     overflows, and no probability sigmoid(l) is formed whose log would be -inf when it rounds to 0.
     """
-    softplus = np.abs(logits)
-    np.negative(softplus, out=softplus)
-    np.exp(softplus, out=softplus)
-    np.log1p(softplus, out=softplus)
-    softplus += np.maximum(logits, 0)
-    softplus -= x * logits  # now -log p(x_i | l_i) per pixel
-    return -softplus.sum(axis=-1)
+    softplus = np.maximum(logits, 0) + np.log1p(np.exp(-np.abs(logits)))
+    return np.sum(x * logits - softplus, axis=-1)
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -117,7 +112,8 @@ class VAE:
     ``flat`` and ``grad_flat``, so the optimiser can update every parameter at once.
     """
 
-    def __init__(self, arch: Architecture = Architecture(), *, seed: int = 0, dtype: npt.DTypeLike = np.float32):
+    def __init__(self, arch: Architecture = Architecture(), *, seed: int = 0,
+                 dtype: npt.DTypeLike = np.float32):
         self.arch, self.dtype = arch, np.dtype(dtype)
         shapes = arch.shapes()
         self.flat = np.zeros(sum(math.prod(s) for s in shapes.values()), self.dtype)
@@ -125,7 +121,8 @@ class VAE:
         self.params, self.grads = _views(self.flat, shapes), _views(self.grad_flat, shapes)
         rng = np.random.default_rng(seed)
         for name, W in self.params.items():
-            if name.startswith("W"):  # Glorot-uniform keeps tanh layers' activations O(1); biases stay 0
+            # Glorot-uniform weights keep the tanh layers' activations O(1); the biases stay 0.
+            if name.startswith("W"):
                 bound = math.sqrt(6.0 / sum(W.shape))
                 W[...] = rng.uniform(-bound, bound, W.shape)
 
@@ -144,7 +141,7 @@ class VAE:
         return _affine(g, self.params["W4"], self.params["b4"])
 
     def forward(self, x: np.ndarray, eps: np.ndarray) -> ForwardPass:
-        """The loss of a batch x (N, D) for the given noise eps (N, d), keeping what backward needs."""
+        """The loss of a batch x (N, D) for the noise eps (N, d), keeping what backward needs."""
         P, d = self.params, self.arch.z_dim
         x = self._batch(x, "x", self.arch.x_dim)
         eps = self._batch(eps, "eps", d, rows=len(x))
@@ -165,19 +162,21 @@ class VAE:
         The chain rule, layer by layer from the output; ``d_a`` is d loss / d a.
         """
         P, G, n = self.params, self.grads, len(f.x)
-        # loss = mean over examples of [sum_i softplus(l_i) - x_i l_i + KL]: d/dl = (sigmoid(l) - x) / n
+        # loss = mean over the n examples of (sum_i [softplus(l_i) - x_i l_i] + KL),
+        # so d loss / d l = (sigmoid(l) - x) / n
         d_logits = sigmoid(f.logits)
         d_logits -= f.x
         d_logits *= 1.0 / n
         np.matmul(f.g.T, d_logits, out=G["W4"])
         np.sum(d_logits, axis=0, out=G["b4"])
         d_g = d_logits @ P["W4"].T
-        d_g *= 1 - f.g * f.g  # tanh'(a) = 1 - tanh(a)^2
+        d_g *= 1 - f.g * f.g  # now d loss / d(z W3 + b3), as tanh'(u) = 1 - tanh(u)^2
         np.matmul(f.z.T, d_g, out=G["W3"])
         np.sum(d_g, axis=0, out=G["b3"])
         d_z = d_g @ P["W3"].T
-        # z = mu + sigma eps with sigma = exp(logvar / 2), so dz/dmu = 1 and dz/dlogvar = sigma eps / 2;
-        # KL = 1/2 sum(exp(logvar) + mu^2 - 1 - logvar): dKL/dmu = mu, dKL/dlogvar = (exp(logvar) - 1) / 2.
+        # z = mu + sigma eps, sigma = exp(logvar / 2): dz/dmu = 1, dz/dlogvar = sigma eps / 2.
+        # KL = 1/2 sum(sigma^2 + mu^2 - 1 - logvar): dKL/dmu = mu, dKL/dlogvar = (sigma^2 - 1)/2,
+        # and each example's KL enters the batch mean with weight 1 / n.
         sigma = np.exp(0.5 * f.logvar)
         d_mu = d_z + f.mu / n
         d_logvar = 0.5 * (d_z * sigma * f.eps + (sigma * sigma - 1) / n)
@@ -185,7 +184,7 @@ class VAE:
         np.matmul(f.h.T, d_head, out=G["W2"])
         np.sum(d_head, axis=0, out=G["b2"])
         d_h = d_head @ P["W2"].T
-        d_h *= 1 - f.h * f.h
+        d_h *= 1 - f.h * f.h  # now d loss / d(x W1 + b1)
         np.matmul(f.x.T, d_h, out=G["W1"])
         np.sum(d_h, axis=0, out=G["b1"])
         return G
@@ -252,19 +251,19 @@ def _stored_architecture(file: np.lib.npyio.NpzFile, path: str | Path) -> Archit
 
 
 class Adam:
-    """Adam (Kingma & Ba, 2015) on one flat parameter vector, in place; the same update as torch.optim.Adam.
+    """Adam (Kingma & Ba, 2015) on one flat parameter vector, in place, as torch.optim.Adam.
 
     m and v are running means of the gradient and its square; dividing by 1 - beta^t undoes their
     bias towards the zeros they start from.
     """
 
-    def __init__(self, params: np.ndarray, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8):
+    def __init__(self, params: np.ndarray, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
         self.params, self.lr, self.betas, self.eps, self.t = params, lr, betas, eps, 0
         self.m, self.v, self._tmp = (np.zeros_like(params) for _ in range(3))
 
     def step(self, grad: np.ndarray) -> None:
-        """params -= lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps), after updating m and v with grad."""
+        """Update m and v with grad; params -= lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps)."""
         (b1, b2), m, v, tmp = self.betas, self.m, self.v, self._tmp
         self.t += 1
         m *= b1
@@ -282,7 +281,8 @@ class Adam:
         self.params -= tmp
 
 
-def train_step(model: VAE, optimizer: Adam, x: np.ndarray, rng: np.random.Generator) -> ForwardPass:
+def train_step(model: VAE, optimizer: Adam, x: np.ndarray,
+               rng: np.random.Generator) -> ForwardPass:
     """One step of stochastic gradient descent on the negative ELBO of the batch x."""
     eps = rng.standard_normal((len(x), model.arch.z_dim), dtype=model.dtype)
     f = model.forward(x, eps)
@@ -291,26 +291,29 @@ def train_step(model: VAE, optimizer: Adam, x: np.ndarray, rng: np.random.Genera
     return f
 
 
-def evaluate(model: VAE, x: np.ndarray, *, seed: int = 0, batch_size: int = 1000) -> dict[str, float]:
-    """Mean negative ELBO, reconstruction and KL (nats per example) of x, one seeded z per example."""
+def evaluate(model: VAE, x: np.ndarray, *, seed: int = 0,
+             batch_size: int = 1000) -> dict[str, float]:
+    """Mean negative ELBO, reconstruction and KL of x in nats per example, one seeded z each."""
     rng, totals = np.random.default_rng(seed), np.zeros(2)
     for idx in minibatches(len(x), batch_size):
-        f = model.forward(x[idx], rng.standard_normal((len(idx), model.arch.z_dim), dtype=model.dtype))
+        eps = rng.standard_normal((len(idx), model.arch.z_dim), dtype=model.dtype)
+        f = model.forward(x[idx], eps)
         totals += f.recon.sum(), f.kl.sum()
     recon, kl = totals / len(x)
     return {"neg_elbo": recon + kl, "recon": recon, "kl": kl}
 
 
-def train(model: VAE, x_train: np.ndarray, x_test: np.ndarray, *, epochs: int, batch_size: int = 100,
-          lr: float = 1e-3, seed: int = 0, eval_every: int = 1, dynamic_binarization: bool = True,
-          progress: bool = True) -> dict[str, list[float]]:
-    """Train with Adam on shuffled minibatches; record train and test loss every ``eval_every`` epochs.
+def train(model: VAE, x_train: np.ndarray, x_test: np.ndarray, *, epochs: int,
+          batch_size: int = 100, lr: float = 1e-3, seed: int = 0, eval_every: int = 1,
+          dynamic_binarization: bool = True, progress: bool = True) -> dict[str, list[float]]:
+    """Train with Adam on shuffled minibatches; record the losses every ``eval_every`` epochs.
 
-    ``x_train`` holds intensities in [0, 1]. With ``dynamic_binarization`` every epoch trains on a
-    fresh Bernoulli draw of it (binary targets for the Bernoulli likelihood; new draws each epoch
-    act against overfitting); otherwise it is used as given. ``x_test`` is used as given: binarise
-    it once, with a fixed seed, so that every evaluation scores the same images. The train numbers
-    are means over the minibatches since the last evaluation, as they were trained on.
+    ``x_train`` holds intensities in [0, 1]. With ``dynamic_binarization`` every epoch trains
+    on a fresh Bernoulli draw of it (binary targets for the Bernoulli likelihood; new draws
+    each epoch act against overfitting); otherwise it is used as given. ``x_test`` is used as
+    given: binarise it once, with a fixed seed, so that every evaluation scores the same
+    images. The train numbers are means over the minibatches since the last evaluation, as
+    they were trained on.
     """
     rng = np.random.default_rng(seed)
     optimizer = Adam(model.flat, lr=lr)
@@ -318,8 +321,8 @@ def train(model: VAE, x_train: np.ndarray, x_test: np.ndarray, *, epochs: int, b
         "epoch", "images", "seconds", "train_neg_elbo", "train_recon", "train_kl",
         "test_neg_elbo", "test_recon", "test_kl")}
     start, sums, seen = time.perf_counter(), np.zeros(2), 0
-    with tqdm(total=epochs * math.ceil(len(x_train) / batch_size), desc="training", unit="step",
-              disable=not progress) as bar:
+    steps = epochs * math.ceil(len(x_train) / batch_size)
+    with tqdm(total=steps, desc="training", unit="step", disable=not progress) as bar:
         for epoch in range(1, epochs + 1):
             targets = binarize(x_train, rng) if dynamic_binarization else x_train
             for idx in minibatches(len(targets), batch_size, rng):
@@ -327,34 +330,39 @@ def train(model: VAE, x_train: np.ndarray, x_test: np.ndarray, *, epochs: int, b
                 sums += f.recon.sum(), f.kl.sum()
                 seen += len(idx)
                 bar.update()
-            if epoch % eval_every and epoch not in (1, epochs):  # always record the first and the last
+            # record every eval_every epochs, and always the first and the last
+            if epoch % eval_every and epoch not in (1, epochs):
                 continue
             (train_recon, train_kl), sums, seen = sums / seen, np.zeros(2), 0
             test = evaluate(model, x_test)
-            for key, value in (("epoch", epoch), ("images", epoch * len(x_train)),
-                               ("seconds", time.perf_counter() - start),
-                               ("train_neg_elbo", train_recon + train_kl), ("train_recon", train_recon),
-                               ("train_kl", train_kl), ("test_neg_elbo", test["neg_elbo"]),
-                               ("test_recon", test["recon"]), ("test_kl", test["kl"])):
+            record = {"epoch": epoch, "images": epoch * len(x_train),
+                      "seconds": time.perf_counter() - start,
+                      "train_neg_elbo": train_recon + train_kl, "train_recon": train_recon,
+                      "train_kl": train_kl, "test_neg_elbo": test["neg_elbo"],
+                      "test_recon": test["recon"], "test_kl": test["kl"]}
+            for key, value in record.items():
                 history[key].append(float(value))
-            bar.set_postfix(train=f"{train_recon + train_kl:.1f}", test=f"{test['neg_elbo']:.1f}")
+            bar.set_postfix(train=f"{record['train_neg_elbo']:.1f}",
+                            test=f"{test['neg_elbo']:.1f}")
     return history
 
 
 # --- gradient check ----------------------------------------------------------------------------
 
 
-def numerical_gradients(model: VAE, x: np.ndarray, eps: np.ndarray, step: float = 1e-5) -> dict[str, np.ndarray]:
-    """d loss / d theta by central differences, (L(theta + h) - L(theta - h)) / 2h, entry by entry.
+def numerical_gradients(model: VAE, x: np.ndarray, eps: np.ndarray,
+                        step: float = 1e-5) -> dict[str, np.ndarray]:
+    """d loss / d theta by central differences (L(theta + h) - L(theta - h)) / 2h, entry by entry.
 
     Two forward passes per parameter entry: use a tiny model. In float32 the round-off of the
     losses (~1e-7 |L| / h) would swamp the comparison, so it must be float64.
     """
     if model.dtype != np.float64:
-        raise ValueError(f"finite differences need a float64 model, got {model.dtype}: VAE(arch, dtype=np.float64)")
+        raise ValueError(f"finite differences need a float64 model, got {model.dtype}: "
+                         "VAE(arch, dtype=np.float64)")
     grads = {}
     for name, p in model.params.items():
-        g, entries = np.empty_like(p), p.reshape(-1)  # entries: a view, so writes change the model
+        g, entries = np.empty_like(p), p.reshape(-1)  # a view: writing to it changes the model
         for i in range(entries.size):
             original = entries[i]
             entries[i] = original + step
@@ -368,7 +376,7 @@ def numerical_gradients(model: VAE, x: np.ndarray, eps: np.ndarray, step: float 
 
 
 def relative_error(a: np.ndarray, b: np.ndarray) -> float:
-    """max_i |a_i - b_i| / max_i max(|a_i|, |b_i|): the largest difference, relative to the largest entry.
+    """max_i |a_i - b_i| / max_i max(|a_i|, |b_i|): largest difference over largest entry.
 
     Relative to the tensor's scale rather than entry by entry: an entry whose true gradient is
     nearly 0 would otherwise show the finite differences' round-off (~1e-11) as a large ratio.
@@ -377,8 +385,9 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max(initial=0.0) / scale) if scale > 0 else 0.0
 
 
-def gradient_check(model: VAE, x: np.ndarray, eps: np.ndarray, step: float = 1e-5) -> dict[str, float]:
-    """For each parameter: relative error of the hand-written gradient against central differences."""
+def gradient_check(model: VAE, x: np.ndarray, eps: np.ndarray,
+                   step: float = 1e-5) -> dict[str, float]:
+    """For each parameter: relative error of the hand-written gradient vs central differences."""
     analytic = {k: g.copy() for k, g in model.backward(model.forward(x, eps)).items()}
     numeric = numerical_gradients(model, x, eps, step)
     return {name: relative_error(analytic[name], numeric[name]) for name in analytic}

@@ -29,7 +29,8 @@ class TorchVAE(nn.Module):
         self.enc, self.head = nn.Linear(D, H, dtype=dtype), nn.Linear(H, 2 * d, dtype=dtype)
         self.dec, self.out = nn.Linear(d, H, dtype=dtype), nn.Linear(H, D, dtype=dtype)
 
-    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor,
+                eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The batch's mean negative ELBO, and per example the reconstruction term and the KL."""
         mu, logvar = self.head(torch.tanh(self.enc(x))).chunk(2, dim=-1)
         z = reparameterize(mu, logvar, eps)

@@ -153,6 +153,56 @@ def test_training_lowers_the_test_loss_and_is_reproducible():
     assert runs[0]["test_neg_elbo"] == runs[1]["test_neg_elbo"]
 
 
+def test_evaluate_averages_single_sample_losses_over_the_examples():
+    model, x = VAE(TINY, seed=0), prototypes_data(25, seed=0, x_dim=TINY.x_dim)
+    eps = np.random.default_rng(7).standard_normal((25, TINY.z_dim), dtype=np.float32)
+    f = model.forward(x, eps)  # evaluate draws the same eps from the same seed, batch after batch
+    result = numpy_vae.evaluate(model, x, seed=7, batch_size=10)
+    assert result["recon"] == pytest.approx(f.recon.mean(), rel=1e-6)
+    assert result["kl"] == pytest.approx(f.kl.mean(), rel=1e-6)
+    assert result["neg_elbo"] == pytest.approx(f.loss, rel=1e-6)
+
+
+def rows(a: np.ndarray) -> list[bytes]:
+    """The rows of a, as a sorted list: equal for two arrays that hold the same rows in any order."""
+    return sorted(row.tobytes() for row in a)
+
+
+def test_training_records_what_it_trained_on(monkeypatch):
+    """Fresh binary targets every epoch; train numbers are the means over the recorded steps."""
+    steps = []
+
+    def recording_step(model, optimizer, x, rng):
+        result = real_step(model, optimizer, x, rng)
+        steps.append((x.copy(), result.recon.sum(), result.kl.sum(), len(x)))
+        return result
+
+    real_step = numpy_vae.train_step
+    monkeypatch.setattr(numpy_vae, "train_step", recording_step)
+    x_train, x_test = prototypes_data(30, seed=0), prototypes_data(10, seed=1)
+    arch = Architecture(x_dim=64, hidden=8, z_dim=2)
+    history = numpy_vae.train(VAE(arch), x_train, x_test, epochs=5, batch_size=10, eval_every=2,
+                              progress=False)
+    assert history["epoch"] == [1, 2, 4, 5]  # every eval_every epochs, and the first and the last
+    assert history["images"] == [30, 60, 120, 150]
+    per_epoch = 3  # steps of 10 images
+    epochs = [np.concatenate([x for x, *_ in steps[i:i + per_epoch]]) for i in range(0, 15, per_epoch)]
+    assert set(np.unique(epochs[0])) == {0.0, 1.0}  # binarised, though x_train is grey
+    assert rows(epochs[0]) != rows(epochs[1])  # a new draw every epoch
+    for record, (first, last) in enumerate([(0, 1), (1, 2), (2, 4), (4, 5)]):
+        chunk = steps[first * per_epoch:last * per_epoch]
+        n = sum(size for *_, size in chunk)
+        recon, kl = sum(r for _, r, _, _ in chunk) / n, sum(k for _, _, k, _ in chunk) / n
+        assert history["train_recon"][record] == pytest.approx(recon, rel=1e-6)
+        assert history["train_kl"][record] == pytest.approx(kl, rel=1e-6)
+        assert history["train_neg_elbo"][record] == pytest.approx(recon + kl, rel=1e-6)
+
+    steps.clear()
+    numpy_vae.train(VAE(arch), x_train, x_test, epochs=1, batch_size=10,
+                    dynamic_binarization=False, progress=False)
+    assert rows(np.concatenate([x for x, *_ in steps])) == rows(x_train)  # used as given
+
+
 def test_training_on_real_digits_lowers_the_test_loss():
     from book.data import DatasetError, binarize, load_dataset, to_unit_interval
 
