@@ -23,7 +23,8 @@ if importlib.util.find_spec("book") is None:
     if (pathlib.Path.cwd().parent / "book" / "__init__.py").is_file():  # a clone of the repository
         sys.path.insert(0, str(pathlib.Path.cwd().parent))
     else:  # Colab or any other machine: install the book's package from the repository
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{{REPOSITORY}}"], check=True)'''
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{{REPOSITORY}}"], check=True)
+        importlib.invalidate_caches()  # so this running kernel sees the package just installed'''
 
 
 def config(root: Path = ROOT) -> dict:
