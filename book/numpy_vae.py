@@ -28,6 +28,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +36,7 @@ from tqdm.auto import tqdm
 
 from book.data import binarize, minibatches
 from book.gaussian import kl_to_standard_normal, reparameterize
+from book.vi import central_difference
 
 
 @dataclass(frozen=True)
@@ -354,24 +356,25 @@ def numerical_gradients(model: VAE, x: np.ndarray, eps: np.ndarray,
                         step: float = 1e-5) -> dict[str, np.ndarray]:
     """d loss / d theta by central differences (L(theta + h) - L(theta - h)) / 2h, entry by entry.
 
-    Two forward passes per parameter entry: use a tiny model. In float32 the round-off of the
-    losses (~1e-7 |L| / h) would swamp the comparison, so it must be float64.
+    ``central_difference`` is the variational-inference chapter's, applied to each parameter
+    tensor in turn. Two forward passes per parameter entry: use a tiny model. In float32 the
+    round-off of the losses (~1e-7 |L| / h) would swamp the comparison, so it must be float64.
     """
     if model.dtype != np.float64:
         raise ValueError(f"finite differences need a float64 model, got {model.dtype}: "
                          "VAE(arch, dtype=np.float64)")
+
+    def loss_with(p: np.ndarray) -> Callable[[np.ndarray], float]:
+        def loss(value: np.ndarray) -> float:  # the loss with parameter p set to value
+            p[...] = value
+            return model.forward(x, eps).loss
+        return loss
+
     grads = {}
     for name, p in model.params.items():
-        g, entries = np.empty_like(p), p.reshape(-1)  # a view: writing to it changes the model
-        for i in range(entries.size):
-            original = entries[i]
-            entries[i] = original + step
-            plus = model.forward(x, eps).loss
-            entries[i] = original - step
-            minus = model.forward(x, eps).loss
-            entries[i] = original
-            g.flat[i] = (plus - minus) / (2 * step)
-        grads[name] = g
+        original = p.copy()
+        grads[name] = central_difference(loss_with(p), original, step)
+        p[...] = original
     return grads
 
 
