@@ -131,31 +131,36 @@ class VAE:
     # --- forward ------------------------------------------------------------------------------
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The mean and log-variance of q(z | x) for a batch x of shape (N, D)."""
-        x = self._batch(x, "x", self.arch.x_dim)
-        h = _tanh_layer(x, self.params["W1"], self.params["b1"])
-        head = _affine(h, self.params["W2"], self.params["b2"])
-        return head[:, : self.arch.z_dim], head[:, self.arch.z_dim :]
+        _, mu, logvar = self._encoder(self._batch(x, "x", self.arch.x_dim))
+        return mu, logvar
 
     def decode(self, z: np.ndarray) -> np.ndarray:
         """The Bernoulli logits of p(x | z) for a batch z of shape (N, d); sigmoid gives pixel means."""
-        z = self._batch(z, "z", self.arch.z_dim)
-        g = _tanh_layer(z, self.params["W3"], self.params["b3"])
-        return _affine(g, self.params["W4"], self.params["b4"])
+        return self._decoder(self._batch(z, "z", self.arch.z_dim))[1]
 
     def forward(self, x: np.ndarray, eps: np.ndarray) -> ForwardPass:
         """The loss of a batch x (N, D) for the noise eps (N, d), keeping what backward needs."""
-        P, d = self.params, self.arch.z_dim
         x = self._batch(x, "x", self.arch.x_dim)
-        eps = self._batch(eps, "eps", d, rows=len(x))
-        h = _tanh_layer(x, P["W1"], P["b1"])
-        head = _affine(h, P["W2"], P["b2"])
-        mu, logvar = head[:, :d], head[:, d:]
+        eps = self._batch(eps, "eps", self.arch.z_dim, rows=len(x))
+        h, mu, logvar = self._encoder(x)
         z = reparameterize(mu, logvar, eps)
-        g = _tanh_layer(z, P["W3"], P["b3"])
-        logits = _affine(g, P["W4"], P["b4"])
+        g, logits = self._decoder(z)
         recon = -bernoulli_log_likelihood(x, logits)
         kl = kl_to_standard_normal(mu, logvar)
         return ForwardPass(x, eps, h, mu, logvar, z, g, logits, recon, kl)
+
+    def _encoder(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """h = tanh(x W1 + b1), then [mu, logvar] = h W2 + b2; returns (h, mu, logvar)."""
+        P, d = self.params, self.arch.z_dim
+        h = _tanh_layer(x, P["W1"], P["b1"])
+        head = _affine(h, P["W2"], P["b2"])
+        return h, head[:, :d], head[:, d:]
+
+    def _decoder(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """g = tanh(z W3 + b3), then logits = g W4 + b4; returns (g, logits)."""
+        P = self.params
+        g = _tanh_layer(z, P["W3"], P["b3"])
+        return g, _affine(g, P["W4"], P["b4"])
 
     # --- backward -----------------------------------------------------------------------------
     def backward(self, f: ForwardPass) -> dict[str, np.ndarray]:
