@@ -1,10 +1,15 @@
-"""Sphinx extension that makes the built website work with no network.
+"""Sphinx extension that makes the built website work with no network, and gives it the book's CSS.
 
 Jupyter Book 1.x pages load MathJax from a CDN. This ships the parts of the npm package
 ``mathjax@3`` a page needs (installed by ``npm ci``; see ``package.json``) into the site's
 ``_static/mathjax`` so that ``mathjax_path = "mathjax/tex-mml-chtml.js"`` resolves locally.
 It copies after the build, not through ``html_static_path``: Jupyter Book would add a script
 tag for every ``.js`` file found there.
+
+The book's web assets live in ``book/web/`` (shipped with the package). Only the style sheet
+``book/web/book.css`` goes into the site: it is named alone in ``html_static_path`` (a file
+entry, copied into ``_static`` before the pages are written) and added to every page after
+the theme's own styles.
 """
 from __future__ import annotations
 
@@ -12,11 +17,14 @@ import shutil
 from pathlib import Path
 
 from sphinx.application import Sphinx
+from sphinx.config import Config
 from sphinx.errors import ExtensionError
 
 MATHJAX = Path(__file__).resolve().parent.parent / "node_modules" / "mathjax" / "es5"
 # The entry point, its fonts, and the TeX extensions it autoloads (\boldsymbol and friends).
 MATHJAX_PARTS = ["tex-mml-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/extensions"]
+
+STYLESHEET = Path(__file__).resolve().parent.parent / "book" / "web" / "book.css"
 
 
 def check_mathjax(app: Sphinx) -> None:
@@ -40,7 +48,16 @@ def copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
             shutil.copy2(source, dest)
 
 
+def add_stylesheet(app: Sphinx, config: Config) -> None:
+    if not STYLESHEET.is_file():
+        raise ExtensionError(f"The book's style sheet is missing: {STYLESHEET}")
+    config.html_static_path = [*config.html_static_path, str(STYLESHEET)]
+    # After the theme's, sphinx-design's and myst-nb's style sheets (priority 500), so it wins.
+    app.add_css_file(STYLESHEET.name, priority=600)
+
+
 def setup(app: Sphinx) -> dict:
+    app.connect("config-inited", add_stylesheet)
     app.connect("builder-inited", check_mathjax)
     app.connect("build-finished", copy_mathjax)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

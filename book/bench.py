@@ -1,10 +1,10 @@
 """Benchmarks of the book's models: ``python -m book.bench <subcommand>``.
 
-``numpy``: training throughput of the NumPy VAE (``book.numpy_vae``) against the identical model
-in PyTorch (``book.torch_mlp_vae``) on the CPU, in images per second of full training steps
-(noise, forward, backward, Adam). Both run on the same batch with the same architecture and start
-from the same weights; the timed blocks alternate between the two, so that a change in the
-machine's load during the run hits both, and the median over the repeats is reported.
+``numpy``: training throughput of the NumPy VAE (``book.numpy_vae``) against the identical
+model in PyTorch (``book.torch_mlp_vae``) on the CPU, in images per second of full training
+steps (noise, forward, backward, Adam). Both run on the same batch with the same architecture
+and start from the same weights; the timed blocks alternate between the two, so that a change
+in the machine's load during the run hits both, and the median over the repeats is reported.
 """
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ def throughput(step: Callable[[], object], images_per_step: int, steps: int) -> 
 
 def bench_numpy(batch_size: int = 100, hidden: int = 512, z_dim: int = 32, steps: int = 50,
                 repeats: int = 7, warmup: int = 10, seed: int = 0) -> dict[str, float]:
-    """Median training throughput (images/s) of the NumPy and the PyTorch VAE, and their ratio."""
+    """Median training throughput (images/s) of the NumPy and PyTorch VAEs, and their ratio."""
     import torch
 
-    from book import numpy_vae, torch_mlp_vae
+    from book import numpy_train, numpy_vae, torch_mlp_vae
 
     arch = numpy_vae.Architecture(784, hidden, z_dim)
     rng = np.random.default_rng(seed)
@@ -41,12 +41,12 @@ def bench_numpy(batch_size: int = 100, hidden: int = 512, z_dim: int = 32, steps
 
     model = numpy_vae.VAE(arch, seed=seed)
     torch_model = torch_mlp_vae.TorchVAE.from_numpy(model)
-    optimizer = numpy_vae.Adam(model.flat, lr=1e-3)
+    optimizer = numpy_train.Adam(model.flat, lr=1e-3)
     torch_optimizer = torch.optim.Adam(torch_model.parameters(), lr=1e-3)
     x_torch = torch.from_numpy(x)
 
     runs = {
-        "numpy": lambda: numpy_vae.train_step(model, optimizer, x, rng),
+        "numpy": lambda: numpy_train.train_step(model, optimizer, x, rng),
         "torch": lambda: torch_mlp_vae.train_step(torch_model, torch_optimizer, x_torch),
     }
     for step in runs.values():
@@ -63,23 +63,28 @@ def bench_numpy(batch_size: int = 100, hidden: int = 512, z_dim: int = 32, steps
 def _numpy_command(args: argparse.Namespace) -> None:
     import torch
 
-    print(f"MLP VAE 784-{args.hidden}-{args.z_dim} (tanh, Bernoulli output), batch {args.batch_size}, "
-          f"float32, Adam; {args.repeats} repeats of {args.steps} steps after {args.warmup} warm-up steps")
+    print(f"MLP VAE 784-{args.hidden}-{args.z_dim} (tanh, Bernoulli output), "
+          f"batch {args.batch_size}, float32, Adam; "
+          f"{args.repeats} repeats of {args.steps} steps after {args.warmup} warm-up steps")
     blas_threads = (os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
                     or "default (all cores)")
     print(f"threads: PyTorch {torch.get_num_threads()}, NumPy's BLAS {blas_threads}; "
           f"{os.cpu_count()} CPUs")
-    result = bench_numpy(args.batch_size, args.hidden, args.z_dim, args.steps, args.repeats, args.warmup)
+    result = bench_numpy(args.batch_size, args.hidden, args.z_dim, args.steps, args.repeats,
+                         args.warmup)
     for name in ("numpy", "torch"):
         rate = result[name]
-        print(f"{name:>6}: {rate:9,.0f} images/s  ({1e3 * args.batch_size / rate:.2f} ms per step, median)")
+        print(f"{name:>6}: {rate:9,.0f} images/s  "
+              f"({1e3 * args.batch_size / rate:.2f} ms per step, median)")
     print(f" ratio: NumPy / PyTorch = {result['ratio']:.2f}")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m book.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m book.bench",
+                                     description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    numpy_parser = commands.add_parser("numpy", help="NumPy VAE vs the same model in PyTorch, CPU training throughput")
+    numpy_parser = commands.add_parser(
+        "numpy", help="NumPy VAE vs the same model in PyTorch, CPU training throughput")
     numpy_parser.add_argument("--batch-size", type=int, default=100)
     numpy_parser.add_argument("--hidden", type=int, default=512)
     numpy_parser.add_argument("--z-dim", type=int, default=32)

@@ -65,7 +65,8 @@ DATASETS: dict[str, dict] = {
     },
     "fashion-mnist": {
         "mirrors": [
-            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+            ("https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/"
+             "data/fashion/"),
             "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
         ],
         "counts": {"train": 60_000, "test": 10_000},
@@ -119,13 +120,15 @@ def load_dataset(
     """Images (uint8, ``(N, 28, 28)``) and labels (int64, ``(N,)``) of one split of a dataset.
 
     Looks in ``<root>/<name>/`` (``root`` defaults to ``data_dir()``); a missing file is
-    downloaded from ``mirrors`` (base URLs tried in order; default: the dataset's public homes)
-    unless ``download`` is False.
+    downloaded from ``mirrors`` (base URLs tried in order; default: the dataset's public
+    homes) unless ``download`` is False.
     """
     if name not in DATASETS:
-        raise DatasetError(f"Unknown dataset {name!r}; choose one of {', '.join(map(repr, DATASETS))}.")
+        raise DatasetError(f"Unknown dataset {name!r}; "
+                           f"choose one of {', '.join(map(repr, DATASETS))}.")
     if split not in SPLITS:
-        raise DatasetError(f"Unknown split {split!r}; choose one of {', '.join(map(repr, SPLITS))}.")
+        raise DatasetError(f"Unknown split {split!r}; "
+                           f"choose one of {', '.join(map(repr, SPLITS))}.")
     folder = Path(root if root is not None else data_dir()).expanduser() / name
     image_path, label_path = (folder / file for file in SPLITS[split])
     for path in (image_path, label_path):
@@ -136,14 +139,14 @@ def load_dataset(
     labels = _read_local(label_path)
     if len(images) != len(labels):
         raise DatasetError(
-            f"{image_path} holds {len(images):,} images but {label_path} holds {len(labels):,} "
-            "labels: the two files do not belong together. Delete both so that they are "
-            "downloaded again."
+            f"{image_path} holds {len(images):,} images but {label_path} holds "
+            f"{len(labels):,} labels: the two files do not belong together. Delete both so "
+            "that they are downloaded again."
         )
     if verbose:
         full = DATASETS[name]["counts"][split]
-        note = f" (a subset: the full split has {full:,})" if len(images) < full else ""
-        print(f"Loaded {name}/{split}: {len(images):,} images from {folder}{note}")
+        note = f", a subset: the full split has {full:,}" if len(images) < full else ""
+        print(f"Loaded {name}/{split}: {len(images):,} images{note}\n  from {folder}")
     return images, labels.astype(np.int64)
 
 
@@ -151,7 +154,8 @@ def to_unit_interval(images: np.ndarray, dtype=np.float32) -> np.ndarray:
     """uint8 grey levels 0..255 as floats in [0, 1]."""
     if images.dtype != np.uint8:
         # A float input has most likely been scaled already; dividing again would be silent.
-        raise TypeError(f"expected uint8 images (0..255) as load_dataset returns, got {images.dtype}")
+        raise TypeError(
+            f"expected uint8 images (0..255) as load_dataset returns, got {images.dtype}")
     unit = images.astype(dtype)
     unit /= 255  # in place: no second full-size temporary
     return unit
@@ -169,8 +173,12 @@ def binarize(images01: np.ndarray, seed: int | np.random.Generator = 0) -> np.nd
     return (rng.random(images01.shape, dtype=np.float32) < images01).astype(np.float32)
 
 
-def minibatches(n: int, batch_size: int, rng: np.random.Generator | None = None) -> Iterator[np.ndarray]:
-    """Index arrays covering ``range(n)`` once, in order or shuffled by ``rng``; the last may be short."""
+def minibatches(n: int, batch_size: int,
+                rng: np.random.Generator | None = None) -> Iterator[np.ndarray]:
+    """Index arrays covering ``range(n)`` once, in order or shuffled by ``rng``.
+
+    The last one may be short.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     order = rng.permutation(n) if rng is not None else np.arange(n)
@@ -178,21 +186,24 @@ def minibatches(n: int, batch_size: int, rng: np.random.Generator | None = None)
         yield order[start : start + batch_size]
 
 
-# --- finding and downloading files -------------------------------------------------------------
+# --- finding and downloading files ------------------------------------------------------------
 
 
 def _layout_hint(folder: Path, name: str) -> str:
     files = ", ".join(f for pair in SPLITS.values() for f in pair)
     return (
-        f"The loader looks in {folder}/ for the files {files}. Either put them there, or set the "
-        f"environment variable {ENV_VAR} to a folder that holds {name}/ with those files in it."
+        f"The loader looks in {folder}/ for the files {files}. "
+        f"Either put them there, or set the environment variable {ENV_VAR} to a folder "
+        f"that holds {name}/ with those files in it."
     )
 
 
-def _obtain(path: Path, name: str, mirrors: Sequence[str] | None, download: bool, verbose: bool) -> None:
+def _obtain(path: Path, name: str, mirrors: Sequence[str] | None, download: bool,
+            verbose: bool) -> None:
     """Download ``path`` from the first mirror that serves a verified copy, or raise."""
     if not download:
-        raise DatasetError(f"{path} is missing and download=False. {_layout_hint(path.parent, name)}")
+        raise DatasetError(
+            f"{path} is missing and download=False. {_layout_hint(path.parent, name)}")
     if isinstance(mirrors, str):  # a single URL would otherwise be iterated letter by letter
         mirrors = [mirrors]
     bases = list(mirrors) if mirrors is not None else DATASETS[name]["mirrors"]
@@ -223,7 +234,7 @@ def _obtain(path: Path, name: str, mirrors: Sequence[str] | None, download: bool
 
 
 def _describe(error: BaseException) -> str:
-    """A short reason for a failed download, e.g. 'HTTP 404 Not Found' or 'Connection refused'."""
+    """A short reason for a failed download, e.g. 'HTTP 404 Not Found', 'Connection refused'."""
     if isinstance(error, urllib.error.HTTPError):
         return f"HTTP {error.code} {error.reason}"
     if isinstance(error, urllib.error.URLError):
@@ -232,13 +243,14 @@ def _describe(error: BaseException) -> str:
 
 
 def _fetch(url: str, path: Path, checksums: dict[str, str], progress: bool = False) -> None:
-    """Stream ``url`` into a temporary file beside ``path``; move it into place once verified."""
-    # The temporary file sits in the target folder so that os.replace is an atomic rename, and
-    # has a random suffix so that two processes downloading at once never share one.
+    """Stream ``url`` to a temporary file beside ``path``; move it into place once verified."""
+    # The temporary file sits in the target folder so that os.replace is an atomic rename,
+    # and has a random suffix so that two processes downloading at once never share one.
     part = path.with_name(f"{path.name}.part-{secrets.token_hex(4)}")
     hashes = {algorithm: hashlib.new(algorithm) for algorithm in checksums}
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(part, "xb") as out:
+        with (urllib.request.urlopen(url, timeout=TIMEOUT_S) as response,
+              open(part, "xb") as out):
             expected = response.headers.get("Content-Length")
             received = 0
             with tqdm(total=int(expected) if expected else None, unit="B", unit_scale=True,
@@ -249,14 +261,17 @@ def _fetch(url: str, path: Path, checksums: dict[str, str], progress: bool = Fal
                     bar.update(len(chunk))
                     for digest in hashes.values():
                         digest.update(chunk)
-        # http.client returns short reads silently when a connection drops, so count the bytes.
+        # http.client returns short reads silently when a connection drops,
+        # so count the bytes.
         if expected is not None and received != int(expected):
-            raise _Malformed(f"connection dropped: received {received:,} of {int(expected):,} bytes")
+            raise _Malformed(
+                f"connection dropped: received {received:,} of {int(expected):,} bytes")
         for algorithm, digest in hashes.items():
             if digest.hexdigest() != checksums[algorithm].lower():
                 raise _Malformed(
                     f"{algorithm.upper()} checksum mismatch (got {digest.hexdigest()}, "
-                    f"expected {checksums[algorithm]}): the download is corrupt or not the published file"
+                    f"expected {checksums[algorithm]}): "
+                    "the download is corrupt or not the published file"
                 )
         _parse_idx(gzip.decompress(part.read_bytes()), images="images" in path.name)
         os.replace(part, path)
@@ -264,7 +279,7 @@ def _fetch(url: str, path: Path, checksums: dict[str, str], progress: bool = Fal
         part.unlink(missing_ok=True)  # a no-op after a successful os.replace
 
 
-# --- reading and checking files ----------------------------------------------------------------
+# --- reading and checking files ---------------------------------------------------------------
 
 
 def _read_local(path: Path) -> np.ndarray:
@@ -277,13 +292,14 @@ def _read_local(path: Path) -> np.ndarray:
         raw = gzip.decompress(compressed)
     except (OSError, EOFError, zlib.error) as error:
         raise DatasetError(
-            f"{path} is not a valid, complete gzip file ({error}); it is probably a truncated or damaged "
-            "download. Delete it so that it is downloaded again."
+            f"{path} is not a valid, complete gzip file ({error}); it is probably a truncated "
+            "or damaged download. Delete it so that it is downloaded again."
         ) from error
     try:
         return _parse_idx(raw, images="images" in path.name)
     except _Malformed as error:
-        raise DatasetError(f"{path}: {error}. Delete it so that it is downloaded again.") from error
+        raise DatasetError(
+            f"{path}: {error}. Delete it so that it is downloaded again.") from error
 
 
 def _parse_idx(raw: bytes, images: bool) -> np.ndarray:
@@ -302,11 +318,13 @@ def _parse_idx(raw: bytes, images: bool) -> np.ndarray:
     expected = count * (ROWS * COLS if images else 1)
     if len(raw) - header != expected:
         raise _Malformed(
-            f"header says {count:,} items ({expected:,} bytes) but {len(raw) - header:,} bytes follow it"
+            f"header says {count:,} items ({expected:,} bytes) "
+            f"but {len(raw) - header:,} bytes follow it"
         )
     array = np.frombuffer(raw, dtype=np.uint8, offset=header)
     if images:
-        return array.reshape(count, ROWS, COLS).copy()  # a writable array that owns its memory
+        # A writable array that owns its memory:
+        return array.reshape(count, ROWS, COLS).copy()
     if count and array.max() > 9:
         raise _Malformed(f"labels must be 0..9, found {array.max()}")
     return array

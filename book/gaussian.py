@@ -1,9 +1,9 @@
-"""Diagonal-Gaussian math shared by every chapter: log-density, KL to N(0, I) and its gradient, sampling.
+"""Shared diagonal-Gaussian math: log-density, KL to N(0, I) and its gradient, sampling.
 
-Each function takes NumPy arrays or PyTorch tensors and answers in the same kind, so the
-NumPy VAE and the PyTorch VAE use literally the same formulas. Variances are carried as
-log-variances ``logvar = log sigma^2``: an encoder can output any real number for it, and
-``sigma = exp(logvar / 2)`` is then always positive.
+Every chapter uses these functions. Each takes NumPy arrays or PyTorch tensors and answers in
+the same kind, so the NumPy VAE and the PyTorch VAE use literally the same formulas. Variances
+are carried as log-variances ``logvar = log sigma^2``: an encoder can output any real number
+for it, and ``sigma = exp(logvar / 2)`` is then always positive.
 """
 from __future__ import annotations
 
@@ -32,9 +32,16 @@ def gaussian_log_density(x: Array, mean: Array, logvar: Array) -> Array:
     return -0.5 * xp.sum(LOG_2PI + logvar + (x - mean) ** 2 / xp.exp(logvar), axis=-1)
 
 
-def kl_to_standard_normal(mu: Array, logvar: Array) -> Array:
-    """KL( N(mu, diag sigma^2) || N(0, I) ) = 1/2 sum(sigma^2 + mu^2 - 1 - log sigma^2), over the last axis.
+def standard_normal_log_density(z: Array) -> Array:
+    """log N(z; 0, I), summed over the last axis: the prior of every VAE in the book."""
+    xp = _xp(z)
+    return -0.5 * xp.sum(LOG_2PI + z**2, axis=-1)
 
+
+def kl_to_standard_normal(mu: Array, logvar: Array) -> Array:
+    """KL( N(mu, diag sigma^2) || N(0, I) ), summed over the last axis.
+
+    KL = 1/2 sum(sigma^2 + mu^2 - 1 - log sigma^2).
     Note sigma^2 = exp(logvar): the variance itself, not exp(sigma^2).
     """
     xp = _xp(mu)
@@ -42,13 +49,16 @@ def kl_to_standard_normal(mu: Array, logvar: Array) -> Array:
 
 
 def reparameterize(mu: Array, logvar: Array, eps: Array) -> Array:
-    """z = mu + sigma * eps with sigma = exp(logvar / 2), the standard deviation (not the variance)."""
+    """z = mu + sigma * eps with sigma = exp(logvar / 2).
+
+    sigma is the standard deviation, not the variance.
+    """
     xp = _xp(mu)
     return mu + xp.exp(0.5 * logvar) * eps
 
 
 def kl_to_standard_normal_grad(mu: Array, logvar: Array) -> tuple[Array, Array]:
-    """The gradient of ``kl_to_standard_normal`` with respect to ``mu`` and ``logvar``, elementwise.
+    """Gradient of ``kl_to_standard_normal`` with respect to ``mu`` and ``logvar``, elementwise.
 
     dKL/dmu = mu and dKL/dlogvar = 1/2 (sigma^2 - 1): the KL pulls the mean to 0 and the
     variance to 1, and both gradients vanish exactly at the prior N(0, I).

@@ -1,4 +1,5 @@
-"""Variational inference where every quantity is exact: a linear-Gaussian model, and gradient estimators.
+"""Variational inference where every quantity is exact: a linear-Gaussian model; two gradient
+estimators.
 
 The model is a VAE whose decoder is linear::
 
@@ -13,10 +14,12 @@ full-covariance q can reach it. The diagonal q a VAE's encoder outputs is the sp
 S = diag(exp(logvar)); ``LinearGaussianModel.mean_field_posterior`` is the best one, and its gap
 is what a diagonal q costs.
 
-The rest holds the Monte Carlo and finite-difference helpers of the chapter's checks, and the two
+The rest holds the Monte Carlo helpers of the chapter's checks (the generic ones are in
+``book.checks``), and the two
 estimators of d/d(mu, logvar) E_q[f(z)] for a diagonal q: the reparameterization (pathwise)
 estimator and the score-function (REINFORCE) estimator.
-Everything is NumPy float64: the identities are checked to 1e-10, which float32 could not resolve.
+Everything is NumPy float64: the identities are checked to 1e-10, which float32 could not
+resolve.
 """
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ from typing import Callable
 
 import numpy as np
 
-from book.gaussian import LOG_2PI, gaussian_log_density, reparameterize
+from book.gaussian import (LOG_2PI, gaussian_log_density, reparameterize,
+                           standard_normal_log_density)
 
 
 # --- Full-covariance Gaussians ----------------------------------------------------------------
@@ -46,10 +50,12 @@ def mvn_log_density(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndar
     return log_density.reshape(np.shape(x)[:-1])
 
 
-def gaussian_kl(mean0: np.ndarray, cov0: np.ndarray, mean1: np.ndarray, cov1: np.ndarray) -> float:
+def gaussian_kl(mean0: np.ndarray, cov0: np.ndarray, mean1: np.ndarray,
+                cov1: np.ndarray) -> float:
     """KL( N(mean0, cov0) || N(mean1, cov1) ) for full covariances.
 
-    = 1/2 [ tr(cov1^-1 cov0) + (mean1 - mean0)^T cov1^-1 (mean1 - mean0) - k + log det cov1 - log det cov0 ].
+    = 1/2 [ tr(cov1^-1 cov0) + (mean1 - mean0)^T cov1^-1 (mean1 - mean0) - k
+            + log det cov1 - log det cov0 ].
     With mean1 = 0, cov1 = I and a diagonal cov0 it is ``kl_to_standard_normal``.
     """
     k = mean0.shape[-1]
@@ -61,7 +67,10 @@ def gaussian_kl(mean0: np.ndarray, cov0: np.ndarray, mean1: np.ndarray, cov1: np
 
 
 def sample_mvn(mean: np.ndarray, cov: np.ndarray, eps: np.ndarray) -> np.ndarray:
-    """z = mean + L eps with cov = L L^T: the reparameterization for a full covariance (one row per eps)."""
+    """z = mean + L eps with cov = L L^T: the reparameterization for a full covariance.
+
+    One row of z per row of eps.
+    """
     return mean + eps @ np.linalg.cholesky(cov).T
 
 
@@ -90,25 +99,39 @@ class LinearGaussianModel:
         z = rng.standard_normal((n, self.d))
         return z, z @ self.W.T + self.b + self.s * rng.standard_normal((n, len(self.b)))
 
-    def log_joint(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """log p(x | z) + log p(z), with the book's diagonal-Gaussian log-density (one value per row of z)."""
+    def log_likelihood(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """log p(x | z) = log N(x; W z + b, s^2 I), one value per code z (last axis d).
+
+        x (D,) or (N, D) broadcasts against z (..., d): codes z of shape (S, N, d) give
+        the (S, N) values of ``book.iwae``'s model protocol, as the VAE's decoder does.
+        """
         noise_logvar = np.full_like(self.b, 2.0 * math.log(self.s))
-        log_prior = gaussian_log_density(z, 0.0 * z, 0.0 * z)  # N(0, I): mean 0, log-variance 0
-        return gaussian_log_density(x, z @ self.W.T + self.b, noise_logvar) + log_prior
+        return gaussian_log_density(x, z @ self.W.T + self.b, noise_logvar)
+
+    def log_joint(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """log p(x | z) + log p(z) by the book's diagonal-Gaussian log-density, per row of z."""
+        return self.log_likelihood(x, z) + standard_normal_log_density(z)
 
     def log_evidence(self, x: np.ndarray) -> float:
-        """log p(x) = log N(x; b, W W^T + s^2 I): x = W z + b + s * noise is a sum of Gaussians."""
+        """log p(x) = log N(x; b, W W^T + s^2 I): x = W z + b + s * noise sums Gaussians."""
         cov = self.W @ self.W.T + self.s**2 * np.eye(len(self.b))
         return float(mvn_log_density(x, self.b, cov))
 
     def posterior_precision(self) -> np.ndarray:
-        """The inverse covariance of p(z | x): I (the prior's) + W^T W / s^2 (the data's); x does not enter."""
+        """The inverse covariance of p(z | x): I (the prior's) + W^T W / s^2 (the data's).
+
+        x does not enter.
+        """
         return np.eye(self.d) + self.W.T @ self.W / self.s**2
 
     def posterior(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The exact p(z | x) = N(m, S) with S = precision^-1 and m = S W^T (x - b) / s^2."""
+        """The exact p(z | x) = N(m, S) with S = precision^-1 and m = S W^T (x - b) / s^2.
+
+        For a batch x of shape (N, D) the means are the rows of m (N, d); S is shared.
+        """
         cov = np.linalg.inv(self.posterior_precision())
-        return cov @ self.W.T @ (x - self.b) / self.s**2, cov
+        # m^T = (x - b)^T W S (S is symmetric): one row per data point of a batch
+        return (x - self.b) @ self.W @ cov / self.s**2, cov
 
     def reconstruction(self, x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> float:
         """E_q[log p(x | z)] for q = N(mean, cov), in closed form.
@@ -117,20 +140,35 @@ class LinearGaussianModel:
         plus the spread of q pushed through the decoder.
         """
         D = len(self.b)
-        squared_error = np.sum((x - self.W @ mean - self.b) ** 2) + np.trace(self.W @ cov @ self.W.T)
+        squared_error = (np.sum((x - self.W @ mean - self.b) ** 2)
+                         + np.trace(self.W @ cov @ self.W.T))
         return -0.5 * D * math.log(2.0 * math.pi * self.s**2) - 0.5 * squared_error / self.s**2
 
     def elbo(self, x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> float:
         """ELBO(q) = E_q[log p(x | z)] - KL(q || p(z)), exactly, for q = N(mean, cov)."""
-        return self.reconstruction(x, mean, cov) - gaussian_kl(mean, cov, np.zeros(self.d), np.eye(self.d))
+        kl = gaussian_kl(mean, cov, np.zeros(self.d), np.eye(self.d))
+        return self.reconstruction(x, mean, cov) - kl
 
     def mean_field_posterior(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The diagonal q = N(mean, diag exp(logvar)) with the highest ELBO, as (mean, logvar).
 
-        For a Gaussian target the best factorized q keeps the posterior mean and gives each z_j the
-        variance 1 / precision_jj: smaller than the posterior's own S_jj when the latents are correlated.
+        For a Gaussian target the best factorized q keeps the posterior mean and gives each
+        z_j the variance 1 / precision_jj: smaller than the posterior's own S_jj when the
+        latents are correlated.
+        For a batch x (N, D), mean and logvar are (N, d).
         """
-        return self.posterior(x)[0], -np.log(np.diag(self.posterior_precision()))
+        mean = self.posterior(x)[0]
+        logvar = -np.log(np.diag(self.posterior_precision()))
+        return mean, np.broadcast_to(logvar, mean.shape).copy()
+
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mu, logvar), each (N, d), of q(z | x) for a batch x (N, D): an encoder.
+
+        The best diagonal one there is: the mean-field posterior. With
+        ``log_likelihood`` it is ``book.iwae``'s model protocol, so the IWAE estimator
+        runs on this model.
+        """
+        return self.mean_field_posterior(x)
 
 
 def log_weights(model: LinearGaussianModel, x: np.ndarray, mean: np.ndarray, cov: np.ndarray,
@@ -143,57 +181,37 @@ def log_weights(model: LinearGaussianModel, x: np.ndarray, mean: np.ndarray, cov
     return model.log_joint(x, z) - mvn_log_density(z, mean, cov)
 
 
-def log_mean_exp(a: np.ndarray) -> float:
-    """log(mean(exp(a))) without overflow: shift by the maximum first."""
-    top = np.max(a)
-    return float(top + np.log(np.mean(np.exp(a - top))))
-
-
 def effective_sample_size(log_w: np.ndarray) -> float:
-    """(sum w)^2 / sum w^2: how many of the importance weights effectively count (1 to len(log_w))."""
+    """(sum w)^2 / sum w^2: how many importance weights effectively count (1 to len(log_w))."""
     top = np.max(log_w)
     w = np.exp(log_w - top)  # the scale cancels in the ratio
     return float(np.sum(w) ** 2 / np.sum(w**2))
 
 
-# --- Monte Carlo and finite-difference checks ---------------------------------------------------
+# --- Monte Carlo checks ----------------------------------------------------------------------
 
 def kl_monte_carlo(mu: np.ndarray, logvar: np.ndarray, eps: np.ndarray) -> np.ndarray:
     """One KL estimate per row of eps: log q(z) - log p(z) at z = mu + sigma * eps ~ q."""
     z = reparameterize(mu, logvar, eps)
-    return gaussian_log_density(z, mu, logvar) - gaussian_log_density(z, 0.0 * z, 0.0 * z)
+    return gaussian_log_density(z, mu, logvar) - standard_normal_log_density(z)
 
 
-def mean_and_standard_error(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The Monte Carlo average over the first axis and its standard error std / sqrt(n)."""
-    return samples.mean(axis=0), samples.std(axis=0, ddof=1) / math.sqrt(len(samples))
+def random_gaussian(rng: np.random.Generator, d: int,
+                    scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """A random N(mean, cov) on R^d.
 
-
-def central_difference(fn: Callable[[np.ndarray], float], a: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    """The gradient of a scalar ``fn`` at ``a`` by central differences (fn(a + h e_i) - fn(a - h e_i)) / 2h.
-
-    Its error is O(h^2) from truncation plus O(1e-16 / h) from rounding; in float64, h = 1e-6 keeps
-    both near 1e-10.
+    mean ~ scale * N(0, I), cov = A A^T + 0.01 I with A ~ scale * N(0, 1).
     """
-    grad = np.empty_like(a)
-    for i in range(a.size):
-        step = np.zeros_like(a)
-        step.flat[i] = h
-        grad.flat[i] = (fn(a + step) - fn(a - step)) / (2.0 * h)
-    return grad
-
-
-def random_gaussian(rng: np.random.Generator, d: int, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """A random N(mean, cov) on R^d: mean ~ scale * N(0, I), cov = A A^T + 0.01 I with A ~ scale * N(0, 1)."""
     A = scale * rng.standard_normal((d, d))
     return scale * rng.standard_normal(d), A @ A.T + 0.01 * np.eye(d)
 
 
-# --- Gradient estimators for d/d(mu, logvar) E_q[f(z)], q = N(mu, diag exp(logvar)) ------------
+# --- Gradient estimators for d/d(mu, logvar) E_q[f(z)], q = N(mu, diag exp(logvar)) ----------
 # Each returns one estimate per row of eps: (gradient w.r.t. mu, gradient w.r.t. logvar).
 
-def reparameterization_gradient(grad_f: Callable[[np.ndarray], np.ndarray], mu: np.ndarray,
-                                logvar: np.ndarray, eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def reparameterization_gradient(grad_f: Callable[[np.ndarray], np.ndarray],
+                                mu: np.ndarray, logvar: np.ndarray,
+                                eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pathwise estimator: differentiate f(mu + sigma * eps) through z, holding eps fixed.
 
     dz/dmu = 1 and dz/dlogvar = sigma * eps / 2 (since sigma = exp(logvar / 2)).
@@ -203,7 +221,8 @@ def reparameterization_gradient(grad_f: Callable[[np.ndarray], np.ndarray], mu: 
 
 
 def score_function_gradient(f: Callable[[np.ndarray], np.ndarray], mu: np.ndarray,
-                            logvar: np.ndarray, eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                            logvar: np.ndarray,
+                            eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The score-function (REINFORCE) estimator f(z) * grad log q(z): it uses f's values only.
 
     d log q / dmu = (z - mu) / sigma^2 = eps / sigma and d log q / dlogvar = (eps^2 - 1) / 2.
@@ -234,6 +253,7 @@ def sum_of_squares_grad(z: np.ndarray) -> np.ndarray:
     return 2.0 * z
 
 
-def expected_sum_of_squares_grad(mu: np.ndarray, logvar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def expected_sum_of_squares_grad(mu: np.ndarray,
+                                 logvar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The exact gradient of E_q[sum z^2] = sum(mu^2 + exp(logvar)): (2 mu, exp(logvar))."""
     return 2.0 * mu, np.exp(logvar)

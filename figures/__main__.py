@@ -1,4 +1,7 @@
-"""``python -m figures``: redraw every figure module that has ``draw(path)`` into ``figures/<name>.png``."""
+"""``python -m figures``: redraw every figure module that has ``draw(path)``.
+
+Each is drawn into ``figures/<name>.png``.
+"""
 from __future__ import annotations
 
 import importlib

@@ -2,7 +2,8 @@
 from pathlib import Path
 
 import numpy as np
-# A bare Figure, not pyplot: importing this module never changes a notebook's matplotlib backend.
+# A bare Figure, not pyplot:
+# importing this module never changes a notebook's matplotlib backend.
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 

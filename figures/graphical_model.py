@@ -3,9 +3,9 @@
 Solid arrows are the generative model p(z) p_theta(x|z); dashed arrows are the inference
 model q_phi(z|x), the encoder, which runs against the generative direction.
 """
-from pathlib import Path
 
-# A bare Figure, not pyplot: importing this module never changes a notebook's matplotlib backend.
+# A bare Figure, not pyplot:
+# importing this module never changes a notebook's matplotlib backend.
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
@@ -17,7 +17,7 @@ def _arrow(ax, start, end, dashed=False, bend=0.0, shrink=(R, R)) -> None:
     ax.add_patch(FancyArrowPatch(
         start, end, arrowstyle="-|>", mutation_scale=16, lw=1.6, color=INK,
         linestyle=(0, (4, 3)) if dashed else "-", connectionstyle=f"arc3,rad={bend}",
-        shrinkA=shrink[0] * 72, shrinkB=shrink[1] * 72))  # shrink is in points: 72 per inch = 1 unit
+        shrinkA=shrink[0] * 72, shrinkB=shrink[1] * 72))  # in points: 72 per inch = 1 unit
 
 
 def figure() -> Figure:
@@ -27,7 +27,8 @@ def figure() -> Figure:
     ax.set_axis_off()
     z, x, theta, phi = (0.0, 1.5), (0.0, 0.0), (1.85, 0.0), (-1.95, 1.5)
 
-    ax.add_patch(FancyBboxPatch((-1.3, -0.62), 2.45, 2.95, boxstyle="round,pad=0,rounding_size=0.08",
+    ax.add_patch(FancyBboxPatch((-1.3, -0.62), 2.45, 2.95,
+                                boxstyle="round,pad=0,rounding_size=0.08",
                                 fill=False, lw=1.3, ec=INK))
     ax.text(1.05, -0.53, "$N$", ha="right", va="bottom", fontsize=13)
     for (cx, cy), label, fill in [(z, "$z$", "white"), (x, "$x$", OBSERVED)]:
@@ -45,16 +46,10 @@ def figure() -> Figure:
     ax.text(-0.5, 0.75, r"$q_\phi(z\mid x)$", fontsize=12, va="center", ha="right")
     ax.text(0.0, 1.88, r"$p(z)=\mathcal{N}(0, I)$", fontsize=11, ha="center", va="bottom")
 
-    handles = [Line2D([], [], color=INK, lw=1.6, label=r"generative model $p(z)\,p_\theta(x\mid z)$"),
-               Line2D([], [], color=INK, lw=1.6, ls=(0, (4, 3)), label=r"inference model $q_\phi(z\mid x)$")]
-    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), frameon=False, fontsize=10)
+    handles = [Line2D([], [], color=INK, lw=1.6,
+                      label=r"generative model $p(z)\,p_\theta(x\mid z)$"),
+               Line2D([], [], color=INK, lw=1.6, ls=(0, (4, 3)),
+                      label=r"inference model $q_\phi(z\mid x)$")]
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), frameon=False,
+              fontsize=10)
     return fig
-
-
-def draw(path: Path) -> None:
-    """Save the diagram to ``path``."""
-    figure().savefig(path, dpi=150)
-
-
-if __name__ == "__main__":
-    draw(Path(__file__).with_suffix(".png"))

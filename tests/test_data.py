@@ -197,7 +197,8 @@ def test_download_success(mirrors, dataset, tmp_path, capsys, closed_port_url):
     assert sorted(p.name for p in folder.iterdir()) == sorted([TRAIN_IMAGES, TRAIN_LABELS])
     assert (folder / TRAIN_IMAGES).read_bytes() == dataset["files"][TRAIN_IMAGES]
     out = capsys.readouterr().out.splitlines()
-    assert out == [f"Loaded mnist/train: {N_TRAIN} images from {folder} (a subset: the full split has 60,000)"]
+    assert out == [f"Loaded mnist/train: {N_TRAIN} images, a subset: the full split has 60,000",
+                   f"  from {folder}"]
 
     # The second load uses the files on disk: no request, even with no reachable mirror.
     requests = len(mirrors.requests)
@@ -417,7 +418,8 @@ def test_real_dataset(name, split, n, capsys):
     assert labels.shape == (n,) and labels.dtype == np.int64
     assert labels.min() >= 0 and labels.max() <= 9 and len(np.unique(labels)) == 10
     line = capsys.readouterr().out.strip()
-    assert line.startswith(f"Loaded {name}/{split}: {n:,} images from {REAL_DATA / name}")
+    assert line.startswith(f"Loaded {name}/{split}: {n:,} images")
+    assert line.endswith(f"\n  from {REAL_DATA / name}")
     assert ("a subset: the full split has" in line) == (name == "mnist")
 
 

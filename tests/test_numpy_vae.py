@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from book import numpy_vae
-from book.numpy_vae import VAE, Adam, Architecture, bernoulli_log_likelihood, gradient_check, relative_error
-from book.torch_mlp_vae import TorchVAE
+from book import numpy_train, numpy_vae
+from book.checks import relative_error
+from book.numpy_vae import VAE, Architecture, bernoulli_log_likelihood, gradient_check
+from book.torch_mlp_vae import TorchVAE, adam_difference
 
 TINY = Architecture(x_dim=20, hidden=8, z_dim=3)
 
@@ -40,6 +41,25 @@ def test_gradient_check_passes_for_every_parameter(seed):
     assert max(errors.values()) < 1e-6, errors
 
 
+def test_beta_weighs_the_kl_gradient():
+    """backward(f, beta) is the gradient of mean(recon + beta * KL), by finite differences."""
+    from book.checks import gradient_errors
+
+    model = VAE(TINY, seed=0, dtype=np.float64)
+    x, eps = batch(TINY, 5)
+    beta = 7.0
+
+    def loss():
+        f = model.forward(x, eps)
+        return float(np.mean(f.recon + beta * f.kl))
+
+    analytic = {k: g.copy() for k, g in model.backward(model.forward(x, eps), beta).items()}
+    errors = gradient_errors(loss, model.params, analytic)
+    assert max(errors.values()) < 1e-6, errors
+    plain = {k: g.copy() for k, g in model.backward(model.forward(x, eps)).items()}
+    assert relative_error(plain["W1"], analytic["W1"]) > 1e-2  # beta matters upstream of z
+
+
 def test_gradient_check_refuses_float32():
     with pytest.raises(ValueError, match="float64"):
         gradient_check(VAE(TINY), *batch(TINY, 2, dtype=np.float32))
@@ -49,9 +69,10 @@ def test_gradient_check_refuses_float32():
 # parameters whose gradients they break (those upstream of the mistake).
 MUTATIONS = {
     "tanh derivative 1 - g": ("d_g *= 1 - f.g * f.g", "d_g *= 1 - f.g", {"W3", "b3", "W2", "b2", "W1", "b1"}),
-    "KL gradient not averaged": ("d_mu = d_z + f.mu / n", "d_mu = d_z + f.mu", {"W2", "b2", "W1", "b1"}),
-    "dKL/dlogvar with sigma not sigma^2": ("(sigma * sigma - 1)", "(sigma - 1)", {"W2", "b2", "W1", "b1"}),
-    "dz/dlogvar without sigma": ("d_z * sigma * f.eps", "d_z * f.eps", {"W2", "b2", "W1", "b1"}),
+    "KL gradient not averaged": ("d_mu = d_z + beta * kl_mu / n", "d_mu = d_z + beta * kl_mu", {"W2", "b2", "W1", "b1"}),
+    "dKL/dlogvar not averaged": ("+ beta * kl_logvar / n", "+ beta * kl_logvar", {"W2", "b2", "W1", "b1"}),
+    "dz/dlogvar without sigma": ("d_z * np.exp(0.5 * f.logvar) * f.eps", "d_z * f.eps", {"W2", "b2", "W1", "b1"}),
+    "dz/dlogvar without the 1/2": ("d_logvar = 0.5 * d_z", "d_logvar = d_z", {"W2", "b2", "W1", "b1"}),
 }
 
 
@@ -91,19 +112,21 @@ def test_gradients_agree_with_pytorch_autograd():
 
 
 def test_adam_takes_the_same_steps_as_torch_adam():
-    model = VAE(TINY, seed=0, dtype=np.float64)
-    torch_model = TorchVAE.from_numpy(model)
-    optimizer, torch_optimizer = Adam(model.flat, lr=0.01), torch.optim.Adam(torch_model.parameters(), lr=0.01)
-    for step in range(20):
-        x, eps = batch(TINY, 8, seed=step)
-        model.backward(model.forward(x, eps))
-        optimizer.step(model.grad_flat)
-        torch_optimizer.zero_grad()
-        torch_model(torch.from_numpy(x), torch.from_numpy(eps))[0].backward()
-        torch_optimizer.step()
-    after = TorchVAE.from_numpy(model).state_dict()
-    for name, value in torch_model.state_dict().items():
-        torch.testing.assert_close(value, after[name], rtol=1e-12, atol=1e-14)
+    batches = [batch(TINY, 8, seed=step) for step in range(20)]
+    assert adam_difference(VAE(TINY, seed=0, dtype=np.float64), batches, lr=0.01) < 1e-13
+
+
+def test_adam_comparison_notices_a_different_optimiser(monkeypatch):
+    """A NumPy Adam without bias correction of v must not pass as torch's."""
+    real_step = numpy_train.Adam.step
+
+    def no_bias_correction(self, grad):
+        real_step(self, grad)
+        self.params += 1e-3 * self.m  # a small change to every step: still a working optimiser
+
+    monkeypatch.setattr(numpy_train.Adam, "step", no_bias_correction)
+    batches = [batch(TINY, 8, seed=step) for step in range(20)]
+    assert adam_difference(VAE(TINY, seed=0, dtype=np.float64), batches, lr=0.01) > 1e-6
 
 
 # --- numerics ------------------------------------------------------------------------------------
@@ -144,23 +167,25 @@ def test_training_lowers_the_test_loss_and_is_reproducible():
     arch = Architecture(x_dim=64, hidden=32, z_dim=4)
     x_train, x_test = prototypes_data(1000, seed=0), prototypes_data(200, seed=1)
     x_test = (np.random.default_rng(2).random(x_test.shape) < x_test).astype(np.float32)
-    before = numpy_vae.evaluate(VAE(arch, seed=0), x_test)["neg_elbo"]
-    runs = [numpy_vae.train(VAE(arch, seed=0), x_train, x_test, epochs=20, lr=3e-3, progress=False)
+    before = numpy_train.evaluate(VAE(arch, seed=0), x_test).neg_elbo
+    runs = [numpy_train.train(VAE(arch, seed=0), x_train, x_test, epochs=20, lr=3e-3, progress=False)
             for _ in range(2)]
-    after = runs[0]["test_neg_elbo"][-1]
-    assert after < 0.7 * before, (before, runs[0]["test_neg_elbo"])
-    assert runs[0]["test_kl"][-1] > 1.0  # the latent code is used, not collapsed onto the prior
-    assert runs[0]["test_neg_elbo"] == runs[1]["test_neg_elbo"]
+    after = runs[0].test[-1].neg_elbo
+    assert after < 0.7 * before, (before, runs[0].curve("test"))
+    assert runs[0].test[-1].kl > 1.0  # the latent code is used, not collapsed onto the prior
+    assert runs[0].test == runs[1].test
 
 
 def test_evaluate_averages_single_sample_losses_over_the_examples():
     model, x = VAE(TINY, seed=0), prototypes_data(25, seed=0, x_dim=TINY.x_dim)
     eps = np.random.default_rng(7).standard_normal((25, TINY.z_dim), dtype=np.float32)
     f = model.forward(x, eps)  # evaluate draws the same eps from the same seed, batch after batch
-    result = numpy_vae.evaluate(model, x, seed=7, batch_size=10)
-    assert result["recon"] == pytest.approx(f.recon.mean(), rel=1e-6)
-    assert result["kl"] == pytest.approx(f.kl.mean(), rel=1e-6)
-    assert result["neg_elbo"] == pytest.approx(f.loss, rel=1e-6)
+    result = numpy_train.evaluate(model, x, seed=7, batch_size=10)
+    assert result.recon == pytest.approx(f.recon.mean(), rel=1e-6)
+    assert result.kl == pytest.approx(f.kl.mean(), rel=1e-6)
+    assert result.neg_elbo == pytest.approx(f.loss, rel=1e-6)
+    per_example = f.recon.astype(np.float64) + f.kl
+    assert result.neg_elbo_se == pytest.approx(per_example.std(ddof=1) / 5, rel=1e-5)
 
 
 def rows(a: np.ndarray) -> list[bytes]:
@@ -172,19 +197,19 @@ def test_training_records_what_it_trained_on(monkeypatch):
     """Fresh binary targets every epoch; train numbers are the means over the recorded steps."""
     steps = []
 
-    def recording_step(model, optimizer, x, rng):
-        result = real_step(model, optimizer, x, rng)
+    def recording_step(model, optimizer, x, rng, beta=1.0):
+        result = real_step(model, optimizer, x, rng, beta)
         steps.append((x.copy(), result.recon.sum(), result.kl.sum(), len(x)))
         return result
 
-    real_step = numpy_vae.train_step
-    monkeypatch.setattr(numpy_vae, "train_step", recording_step)
+    real_step = numpy_train.train_step
+    monkeypatch.setattr(numpy_train, "train_step", recording_step)
     x_train, x_test = prototypes_data(30, seed=0), prototypes_data(10, seed=1)
     arch = Architecture(x_dim=64, hidden=8, z_dim=2)
-    history = numpy_vae.train(VAE(arch), x_train, x_test, epochs=5, batch_size=10, eval_every=2,
+    history = numpy_train.train(VAE(arch), x_train, x_test, epochs=5, batch_size=10, eval_every=2,
                               progress=False)
-    assert history["epoch"] == [1, 2, 4, 5]  # every eval_every epochs, and the first and the last
-    assert history["images"] == [30, 60, 120, 150]
+    assert history.epoch == [1, 2, 4, 5]  # every eval_every epochs, and the first and the last
+    assert history.images == [30, 60, 120, 150]
     per_epoch = 3  # steps of 10 images
     epochs = [np.concatenate([x for x, *_ in steps[i:i + per_epoch]]) for i in range(0, 15, per_epoch)]
     assert set(np.unique(epochs[0])) == {0.0, 1.0}  # binarised, though x_train is grey
@@ -193,12 +218,12 @@ def test_training_records_what_it_trained_on(monkeypatch):
         chunk = steps[first * per_epoch:last * per_epoch]
         n = sum(size for *_, size in chunk)
         recon, kl = sum(r for _, r, _, _ in chunk) / n, sum(k for _, _, k, _ in chunk) / n
-        assert history["train_recon"][record] == pytest.approx(recon, rel=1e-6)
-        assert history["train_kl"][record] == pytest.approx(kl, rel=1e-6)
-        assert history["train_neg_elbo"][record] == pytest.approx(recon + kl, rel=1e-6)
+        assert history.train[record].recon == pytest.approx(recon, rel=1e-6)
+        assert history.train[record].kl == pytest.approx(kl, rel=1e-6)
+        assert history.train[record].neg_elbo == pytest.approx(recon + kl, rel=1e-6)
 
     steps.clear()
-    numpy_vae.train(VAE(arch), x_train, x_test, epochs=1, batch_size=10,
+    numpy_train.train(VAE(arch), x_train, x_test, epochs=1, batch_size=10,
                     dynamic_binarization=False, progress=False)
     assert rows(np.concatenate([x for x, *_ in steps])) == rows(x_train)  # used as given
 
@@ -213,10 +238,10 @@ def test_training_on_real_digits_lowers_the_test_loss():
     x = to_unit_interval(images[:1200]).reshape(1200, -1)
     x_train, x_test = x[:1000], binarize(x[1000:], seed=0)
     model = VAE(Architecture(hidden=64, z_dim=8), seed=0)
-    before = numpy_vae.evaluate(model, x_test)["neg_elbo"]
-    history = numpy_vae.train(model, x_train, x_test, epochs=10, lr=3e-3, progress=False)
+    before = numpy_train.evaluate(model, x_test).neg_elbo
+    history = numpy_train.train(model, x_train, x_test, epochs=10, lr=3e-3, progress=False)
     assert before > 500  # about 784 log 2 = 543: every pixel a coin flip
-    assert history["test_neg_elbo"][-1] < 0.5 * before, history["test_neg_elbo"]
+    assert history.test[-1].neg_elbo < 0.5 * before, history.curve("test")
 
 
 # --- saving, loading, checking inputs ------------------------------------------------------------

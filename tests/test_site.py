@@ -2,7 +2,8 @@
 
 The book executed by ``executed_book`` (small budget) is built with execution off, then served
 on 127.0.0.1 and opened in headless Chromium, which must see no console error, no request to
-another host, rendered math on every page and every image loaded.
+another host, rendered math on every page and every image loaded. At a 1280 px wide window,
+no code block, printed output or display equation may be wider than the column it sits in.
 """
 from __future__ import annotations
 
@@ -117,6 +118,24 @@ def browser():
         browser.close()
 
 
+def _typeset(page, html: Path) -> list[str]:
+    """Wait until MathJax has typeset the open page (if it has math); what went wrong, if anything."""
+    if not re.search(r'class="[^"]*\bmath\b', html.read_text()):
+        return []
+    problems = []
+    try:  # (some math sits in hidden navigation, so wait for presence, not visibility)
+        page.wait_for_selector("mjx-container", state="attached", timeout=15_000)
+        page.evaluate("MathJax.startup.promise")  # resolves when the page is typeset
+        unrendered = page.evaluate("[...document.querySelectorAll('.math')].filter(e => !e.querySelector('mjx-container')).length")
+        if unrendered:
+            problems.append(f"{unrendered} math elements were not rendered by MathJax")
+    except Exception as error:
+        problems.append(f"its math was not rendered by MathJax ({error})")
+    if page.query_selector("mjx-merror"):
+        problems.append("MathJax reported an error")
+    return problems
+
+
 @pytest.mark.parametrize("entry", toc_files())
 def test_page_renders_offline_without_errors(site, served, browser, entry):
     page = browser.new_page()
@@ -134,19 +153,68 @@ def test_page_renders_offline_without_errors(site, served, browser, entry):
 
     page.route("**/*", only_this_host)
     page.goto(f"{served}/{entry}.html", wait_until="networkidle")
-    has_math = bool(re.search(r'class="[^"]*\bmath\b', (site / f"{entry}.html").read_text()))
-    if has_math:
-        try:  # (some math sits in hidden navigation, so wait for presence, not visibility)
-            page.wait_for_selector("mjx-container", state="attached", timeout=15_000)
-            page.evaluate("MathJax.startup.promise")  # resolves when the page is typeset
-            unrendered = page.evaluate("[...document.querySelectorAll('.math')].filter(e => !e.querySelector('mjx-container')).length")
-            if unrendered:
-                problems.append(f"{unrendered} math elements were not rendered by MathJax")
-        except Exception as error:
-            problems.append(f"its math was not rendered by MathJax ({error})")
-        if page.query_selector("mjx-merror"):
-            problems.append("MathJax reported an error")
+    problems += _typeset(page, site / f"{entry}.html")
     broken = page.evaluate("[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
     page.close()
     assert not problems, problems
     assert not broken, f"images that did not load: {broken}"
+
+
+# Every `pre` (code cells, printed output, code blocks) and display equation of the article that
+# is wider than its box: it scrolls sideways, is clipped, or sticks out of the article's column.
+# Folded content (hidden cell inputs) is opened first, so that it is measured too.
+_TOO_WIDE = """() => {
+    for (const details of document.querySelectorAll('article details')) details.open = true;
+    for (const hidden of document.querySelectorAll('article .toggle-hidden')) hidden.classList.remove('toggle-hidden');
+    const article = document.querySelector('article.bd-article');
+    const style = getComputedStyle(article);
+    const right = article.getBoundingClientRect().right - parseFloat(style.paddingRight);
+    const text = e => e.textContent.replace(/\\s+/g, ' ').trim().slice(0, 80);
+    const tooWide = (e, box) => e.scrollWidth > e.clientWidth + 1 || box.scrollWidth > box.clientWidth + 1
+        || box.getBoundingClientRect().right > right + 1;
+    const columns = pre => {  // how many characters of the block's monospace font fit in it
+        const probe = document.createElement('span');
+        probe.textContent = 'x'.repeat(100);
+        pre.appendChild(probe);
+        const width = probe.getBoundingClientRect().width / 100;
+        probe.remove();
+        const style = getComputedStyle(pre);
+        return Math.floor((pre.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight)) / width);
+    };
+    const found = [];
+    for (const pre of article.querySelectorAll('pre')) {
+        if (tooWide(pre, pre)) {
+            const longest = Math.max(...pre.textContent.split('\\n').map(line => line.length));
+            found.push(`code, ${pre.scrollWidth} px in ${pre.clientWidth} px (longest line ${longest} characters, `
+                       + `${columns(pre)} fit): ${text(pre)}`);
+        }
+    }
+    const tex = box => {  // the TeX source, as written in the chapter
+        const items = window.MathJax?.startup?.document?.getMathItemsWithin?.(box) || [];
+        return items.length ? items[0].math : box.textContent;
+    };
+    for (const math of article.querySelectorAll('mjx-container[display="true"]')) {
+        const box = math.closest('.math') || math.parentElement;
+        if (tooWide(math, box)) {
+            const width = Math.max(math.scrollWidth, box.scrollWidth);
+            found.push(`equation ${width} px in ${math.clientWidth} px: ${tex(box).replace(/\\s+/g, ' ').trim().slice(0, 80)}`);
+        }
+    }
+    return found;
+}"""
+
+
+@pytest.mark.parametrize("entry", toc_files())
+def test_code_and_equations_fit_the_page_at_1280px(site, served, browser, entry):
+    """At a 1280 px wide window no code block, printed line or display equation is cut or scrolls.
+
+    A failure lists the blocks to shorten: reflow the code in ``book/`` or the chapter cell that
+    shows or prints it, or split the equation (e.g. with ``\\\\`` in an ``aligned`` block).
+    """
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{served}/{entry}.html", wait_until="networkidle")
+    problems = _typeset(page, site / f"{entry}.html")
+    too_wide = page.evaluate(_TOO_WIDE)
+    page.close()
+    assert not problems, problems
+    assert not too_wide, f"{len(too_wide)} blocks of {entry} are wider than the page at 1280 px:\n" + "\n".join(too_wide)

@@ -14,17 +14,28 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The arguments the set-up cell gives `pip` before the repository; tests/test_colab_install.py
+# runs exactly these. No `--upgrade` (and so no upgrade strategy, which pip applies only with it):
+# pip then keeps every installed package that satisfies the book's requirements, so on Colab it
+# adds only the book's package and leaves the preinstalled torch, numpy, matplotlib, tqdm and
+# ipywidgets 7.7.1 as they are; pyproject.toml's ranges admit Colab's versions for that reason.
+PIP_INSTALL_ARGS = ("install", "-q")
+
 SETUP_CELL = '''\
-# Set-up: make `import book` work here, on Colab, or in any fresh kernel ("Run all" needs no edits).
+# Set-up: make `import book` work here, on Colab or in any fresh kernel
+# ("Run all" needs no edits).
 import importlib.util, pathlib, subprocess, sys
 
 REPOSITORY = "{url}"
+CLONE = pathlib.Path.cwd().parent  # the repository, when run from a clone
 if importlib.util.find_spec("book") is None:
-    if (pathlib.Path.cwd().parent / "book" / "__init__.py").is_file():  # a clone of the repository
-        sys.path.insert(0, str(pathlib.Path.cwd().parent))
-    else:  # Colab or any other machine: install the book's package from the repository
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{{REPOSITORY}}"], check=True)
-        importlib.invalidate_caches()  # so this running kernel sees the package just installed'''
+    if (CLONE / "book" / "__init__.py").is_file():
+        sys.path.insert(0, str(CLONE))
+    else:  # Colab or any other machine: install the book's package
+        subprocess.run([sys.executable, "-m", "pip", {pip_args},
+                        f"git+{{REPOSITORY}}"], check=True)
+        # so that this running kernel sees the package just installed
+        importlib.invalidate_caches()'''
 
 
 def config(root: Path = ROOT) -> dict:
@@ -34,7 +45,8 @@ def config(root: Path = ROOT) -> dict:
 
 def setup_cell_source(root: Path = ROOT) -> str:
     """The first code cell every chapter must have, for this book's repository URL."""
-    return SETUP_CELL.format(url=config(root)["repository"]["url"])
+    pip_args = ", ".join(json.dumps(arg) for arg in PIP_INSTALL_ARGS)
+    return SETUP_CELL.format(url=config(root)["repository"]["url"], pip_args=pip_args)
 
 
 def toc_files(root: Path = ROOT) -> list[str]:

@@ -1,0 +1,79 @@
+"""What evaluating and training report: a data set's losses, and their history over training.
+
+Every model of the book, NumPy or PyTorch, is scored the same way: the mean over examples of the
+reconstruction term -log p(x | z) and of KL(q(z | x) || p(z)), both in nats per example, and
+their sum, the negative ELBO, with its standard error over the examples.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Array = Any  # a numpy.ndarray or a torch.Tensor
+
+
+@dataclass(frozen=True)
+class ELBOTerms:
+    """Each example's reconstruction term -log p(x | z) and KL, as a forward pass returns them.
+
+    Every model of the book returns these from ``forward(x, eps)`` (the NumPy VAE a subclass
+    with what its backward pass needs), so training and evaluation treat all models alike.
+    """
+
+    recon: Array
+    kl: Array
+
+    @property
+    def loss(self) -> Array:
+        """The batch's mean negative ELBO, in nats per example."""
+        return (self.recon + self.kl).mean()
+
+
+@dataclass(frozen=True)
+class Losses:
+    """Mean reconstruction term and KL (nats per example), and the negative ELBO's error bar."""
+
+    recon: float
+    kl: float
+    neg_elbo_se: float  # standard error of the mean negative ELBO over the examples
+
+    @property
+    def neg_elbo(self) -> float:
+        """The mean negative ELBO: reconstruction + KL."""
+        return self.recon + self.kl
+
+    @classmethod
+    def of(cls, recon: np.ndarray, kl: np.ndarray) -> Losses:
+        """The losses of a data set from its per-example terms."""
+        recon, kl = np.asarray(recon, np.float64), np.asarray(kl, np.float64)
+        se = (recon + kl).std(ddof=1) / math.sqrt(len(recon)) if len(recon) > 1 else math.nan
+        return cls(float(recon.mean()), float(kl.mean()), float(se))
+
+
+@dataclass
+class History:
+    """The losses recorded during training, one entry per evaluation.
+
+    ``train`` holds the mean losses of the minibatches trained on since the previous record
+    (as they were trained on), ``test`` the losses of the test set at the moment of the record.
+    """
+
+    epoch: list[int] = field(default_factory=list)
+    images: list[int] = field(default_factory=list)  # training images processed so far
+    seconds: list[float] = field(default_factory=list)  # wall-clock time since the start
+    train: list[Losses] = field(default_factory=list)
+    test: list[Losses] = field(default_factory=list)
+
+    def record(self, epoch: int, images: int, seconds: float, train: Losses,
+               test: Losses) -> None:
+        """Append one evaluation."""
+        for name, value in (("epoch", epoch), ("images", images), ("seconds", seconds),
+                            ("train", train), ("test", test)):
+            getattr(self, name).append(value)
+
+    def curve(self, split: str, term: str = "neg_elbo") -> np.ndarray:
+        """One term ("neg_elbo", "recon" or "kl") of one split ("train" or "test") over time."""
+        return np.array([getattr(losses, term) for losses in getattr(self, split)])
