@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -171,6 +171,28 @@ def binarize(images01: np.ndarray, seed: int | np.random.Generator = 0) -> np.nd
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     # u ~ U[0, 1) gives P(u < p) = p, so p = 0 never turns on and p = 1 always does.
     return (rng.random(images01.shape, dtype=np.float32) < images01).astype(np.float32)
+
+
+OBSERVATIONS = ("binary", "dequantized", "grey")
+
+
+def observe(images: Any, kind: str, generator: Any) -> Any:
+    """uint8 image tensors as a PyTorch model is trained on them, in float32, same shape.
+
+    "binary": each pixel on with probability pixel / 255 (as ``binarize``), a fresh draw.
+    "dequantized": (pixel + u) / 256 with u ~ U(0, 1), a fresh draw: a density over [0, 1)
+    is then a density of the 256 grey levels. "grey": pixel / 255, as they are; many pixels
+    are exactly 0, where a continuous density can grow without bound.
+    Drawn on the images' device with the given ``torch.Generator``.
+    """
+    grey = images.float()
+    if kind == "binary":
+        return (grey / 255).bernoulli(generator=generator)
+    if kind == "dequantized":
+        return (grey + grey.new_empty(grey.shape).uniform_(0, 1, generator=generator)) / 256
+    if kind == "grey":
+        return grey / 255
+    raise ValueError(f"kind must be one of {OBSERVATIONS}, got {kind!r}")
 
 
 def minibatches(n: int, batch_size: int,

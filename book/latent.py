@@ -26,3 +26,14 @@ def activity(mu: np.ndarray) -> np.ndarray:
 def active_units(mu: np.ndarray, threshold: float = ACTIVE_THRESHOLD) -> int:
     """How many dimensions have an activity above ``threshold``."""
     return int(np.sum(activity(mu) > threshold))
+
+
+def principal_components(codes: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The codes projected on their k directions of largest variance, and each one's share.
+
+    A flat view of a latent space with more than two dimensions.
+    """
+    centred = codes - codes.mean(axis=0)
+    _, singular, directions = np.linalg.svd(centred, full_matrices=False)
+    share = singular**2 / np.sum(singular**2)
+    return centred @ directions[:k].T, share[:k]

@@ -1,12 +1,14 @@
-"""The NumPy VAE of ``book.numpy_vae``, layer for layer, in PyTorch.
+"""The NumPy VAE of ``book.numpy_vae``, layer for layer, in PyTorch; and MLP VAEs like it.
 
-Three uses: autograd checks the hand-written backward pass (same weights, same eps, float64,
-gradients compared), torch.optim.Adam checks the NumPy Adam, and the benchmark times the same
-training step in both libraries.
+Uses: autograd checks the hand-written backward pass (same weights, same eps, float64,
+gradients compared), torch.optim.Adam checks the NumPy Adam, the benchmark times the same
+training step in both libraries, and ``book.train`` trains it (with ReLU and 784-400-20 it is
+pytorch/examples' VAE, the baseline of the convolutional one).
 ``nn.Linear`` stores its weight as (outputs, inputs), the transpose of ``numpy_vae``'s W.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
@@ -15,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from book.gaussian import kl_to_standard_normal, reparameterize
+from book.history import ELBOTerms
 from book.numpy_train import Adam
 from book.numpy_vae import VAE, Architecture
 
@@ -25,28 +28,73 @@ LAYERS = {"W1": ("enc", "weight"), "b1": ("enc", "bias"),
           "W4": ("out", "weight"), "b4": ("out", "bias")}
 
 
-class TorchVAE(nn.Module):
-    """x -> tanh -> [mu, logvar]; z = mu + sigma eps -> tanh -> Bernoulli logits.
+@dataclass(frozen=True)
+class MLPConfig:
+    """An MLP VAE: sizes as ``numpy_vae.Architecture``, and the hidden layers' activation."""
 
-    The same model as ``numpy_vae.VAE``.
+    x_dim: int = 784
+    hidden: int = 512
+    z_dim: int = 32
+    activation: str = "tanh"  # the NumPy chapter's; "relu" for pytorch/examples' VAE
+
+    def __post_init__(self):
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
+                             f"got {self.activation!r}")
+
+
+ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
+# The VAE of pytorch/examples (vae/main.py), which readers would otherwise copy:
+# 784-400-20, ReLU, Bernoulli output, trained with Adam 1e-3 on batches of 128.
+PYTORCH_EXAMPLES = MLPConfig(x_dim=784, hidden=400, z_dim=20, activation="relu")
+
+
+class TorchVAE(nn.Module):
+    """x -> act -> [mu, logvar]; z = mu + sigma eps -> act -> Bernoulli logits.
+
+    With tanh, the same model as ``numpy_vae.VAE``; it follows ``book.train``'s protocol, so
+    the one training loop trains it too.
     """
 
-    def __init__(self, arch: Architecture = Architecture(), dtype: torch.dtype = torch.float32):
+    likelihood = "bernoulli"
+
+    def __init__(self, config: MLPConfig | Architecture = MLPConfig(),
+                 dtype: torch.dtype = torch.float32):
         super().__init__()
-        self.arch = arch
-        D, H, d = arch.x_dim, arch.hidden, arch.z_dim
+        if isinstance(config, Architecture):  # the NumPy model's sizes: tanh
+            config = MLPConfig(config.x_dim, config.hidden, config.z_dim)
+        self.config, self.act = config, ACTIVATIONS[config.activation]
+        D, H, d = config.x_dim, config.hidden, config.z_dim
         self.enc, self.head = nn.Linear(D, H, dtype=dtype), nn.Linear(H, 2 * d, dtype=dtype)
         self.dec, self.out = nn.Linear(d, H, dtype=dtype), nn.Linear(H, D, dtype=dtype)
 
-    def forward(self, x: torch.Tensor,
-                eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The batch's mean negative ELBO, and per example the reconstruction term and KL."""
-        mu, logvar = self.head(torch.tanh(self.enc(x))).chunk(2, dim=-1)
+    @property
+    def z_dim(self) -> int:
+        return self.config.z_dim
+
+    @property
+    def input_shape(self) -> tuple[int]:
+        return (self.config.x_dim,)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean and log-variance of q(z | x) for a batch x (N, D)."""
+        return self.head(self.act(self.enc(x))).chunk(2, dim=-1)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The Bernoulli logits of p(x | z) for a batch z (N, d)."""
+        return self.out(self.act(self.dec(z)))
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x | z) for x (N, D) and codes z (..., N, d): one value per code."""
+        logits = self.decode(z)
+        x = x.expand_as(logits)
+        return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> ELBOTerms:
+        """Each example's reconstruction term and KL, for z = mu + sigma * eps."""
+        mu, logvar = self.encode(x)
         z = reparameterize(mu, logvar, eps)
-        logits = self.out(torch.tanh(self.dec(z)))
-        recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
-        kl = kl_to_standard_normal(mu, logvar)
-        return (recon + kl).mean(), recon, kl
+        return ELBOTerms(-self.log_likelihood(x, z), kl_to_standard_normal(mu, logvar))
 
     @classmethod
     def from_numpy(cls, model: VAE) -> TorchVAE:
@@ -68,8 +116,8 @@ class TorchVAE(nn.Module):
 def train_step(model: TorchVAE, optimizer: torch.optim.Optimizer,
                x: torch.Tensor) -> torch.Tensor:
     """One Adam step on the batch x, as ``numpy_vae.train_step``; returns the loss."""
-    eps = torch.randn(len(x), model.arch.z_dim, dtype=x.dtype)
-    loss, _, _ = model(x, eps)
+    eps = torch.randn(len(x), model.z_dim, dtype=x.dtype)
+    loss = model(x, eps).loss
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -89,7 +137,7 @@ def adam_difference(model: VAE, batches: Iterable[tuple[np.ndarray, np.ndarray]]
         model.backward(model.forward(x, eps))
         ours.step(model.grad_flat)
         theirs.zero_grad()
-        torch_model(torch.from_numpy(x), torch.from_numpy(eps))[0].backward()
+        torch_model(torch.from_numpy(x), torch.from_numpy(eps)).loss.backward()
         theirs.step()
     after = TorchVAE.from_numpy(model).state_dict()
     return max((after[k] - v).abs().max().item() for k, v in torch_model.state_dict().items())

@@ -35,3 +35,15 @@ def test_image_grid_places_each_image_in_its_cell():
         cell = grid[29 * row:29 * row + 28, 29 * col:29 * col + 28]
         np.testing.assert_allclose(cell, k / 10)
     assert np.all(grid[28, :] == 0) and np.all(grid[:, 28] == 0)  # the gaps
+
+
+def test_principal_components_find_the_direction_of_largest_variance():
+    from book.latent import principal_components
+
+    rng = np.random.default_rng(2)
+    codes = rng.standard_normal((400, 3)) * [0.1, 5.0, 1.0]
+    projected, share = principal_components(codes, 2)
+    assert projected.shape == (400, 2)
+    np.testing.assert_allclose(np.abs(projected[:, 0]), np.abs(codes[:, 1] - codes[:, 1].mean()),
+                               atol=0.5)
+    assert share[0] > 0.9 and share[0] > share[1]

@@ -101,7 +101,8 @@ def test_gradients_agree_with_pytorch_autograd():
     f = model.forward(x, eps)
     grads = model.backward(f)
     torch_model = TorchVAE.from_numpy(model)
-    loss, recon, kl = torch_model(torch.from_numpy(x), torch.from_numpy(eps))
+    terms = torch_model(torch.from_numpy(x), torch.from_numpy(eps))
+    loss, recon, kl = terms.loss, terms.recon, terms.kl
     loss.backward()
     assert loss.item() == pytest.approx(f.loss, rel=1e-12)
     np.testing.assert_allclose(recon.detach().numpy(), f.recon, rtol=1e-12)

@@ -1,0 +1,152 @@
+"""A convolutional VAE in PyTorch, on one page: the model the later chapters train and explore.
+
+    encoder   x (N, 1, 28, 28) -> conv 4x4 /2 -> (C1, 14, 14) -> conv 4x4 /2 -> (C2, 7, 7)
+              -> flatten -> linear -> [mu, logvar]          (2d numbers: q(z | x))
+    sample    z = mu + sigma * eps                          eps ~ N(0, I), an argument
+    decoder   z (N, d) -> linear -> (C2, 7, 7) -> transposed conv 4x4 x2 -> (C1, 14, 14)
+              -> transposed conv 4x4 x2 -> (N, k, 28, 28)   (k = 1 or 2 numbers per pixel)
+
+with ReLU after every layer but the last of each half.
+
+Two observation models, chosen by the config:
+- "bernoulli": binary pixels (binarised digits), k = 1 logit per pixel; log p(x | z) in nats.
+- "gaussian": dequantised grey levels x = (pixel + u) / 256, u ~ U(0, 1), k = 2: a mean and
+  a standard deviation per pixel, sigma_x >= ``sigma_floor``. A real density, so it can be
+  reported in bits per dimension.
+Both log-variances are bounded: q's log sigma^2 lies in (-LOGVAR_BOUND, LOGVAR_BOUND), so that
+exp never overflows and log q never meets a zero variance, and no run produces NaN.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from book.gaussian import gaussian_log_density, kl_to_standard_normal, reparameterize
+from book.history import ELBOTerms
+
+LOGVAR_BOUND = 8.0  # q's sigma stays in (0.018, 55): far wider than any trained encoder's
+SIDE = 28
+
+
+@dataclass(frozen=True)
+class ConvConfig:
+    """The sizes and the observation model that define a convolutional VAE."""
+
+    z_dim: int = 16
+    channels: tuple[int, int] = (16, 32)
+    likelihood: str = "bernoulli"  # or "gaussian"
+    sigma_floor: float = 1 / 256  # gaussian only: the smallest sigma_x (one grey level)
+
+    def __post_init__(self):
+        if self.likelihood not in ("bernoulli", "gaussian"):
+            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', "
+                             f"got {self.likelihood!r}")
+
+
+class ConvVAE(nn.Module):
+    """The convolutional VAE above; ``forward(x, eps)`` gives each example's loss terms."""
+
+    input_shape = (1, SIDE, SIDE)
+
+    def __init__(self, config: ConvConfig = ConvConfig()):
+        super().__init__()
+        self.config = config
+        c1, c2, d = *config.channels, config.z_dim
+        self.outputs_per_pixel = 1 if config.likelihood == "bernoulli" else 2
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, c1, 4, stride=2, padding=1), nn.ReLU(),   # 28 -> 14
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.ReLU(),  # 14 -> 7
+            nn.Flatten(), nn.Linear(c2 * 7 * 7, 2 * d))
+        self.decoder = nn.Sequential(
+            nn.Linear(d, c2 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (c2, 7, 7)),
+            nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), nn.ReLU(),  # 7 -> 14
+            nn.ConvTranspose2d(c1, self.outputs_per_pixel, 4, stride=2, padding=1))  # -> 28
+
+    @property
+    def z_dim(self) -> int:
+        return self.config.z_dim
+
+    @property
+    def likelihood(self) -> str:
+        return self.config.likelihood
+
+    # --- the two halves ---------------------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean and the (bounded) log-variance of q(z | x), each (N, d)."""
+        mu, raw = self.encoder(self.check_images(x)).chunk(2, dim=-1)
+        return mu, LOGVAR_BOUND * torch.tanh(raw / LOGVAR_BOUND)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Bernoulli: the logits (N, 1, 28, 28). Gaussian: the mean and log-variance of x."""
+        out = self.decoder(z)
+        if self.likelihood == "bernoulli":
+            return out
+        mean, raw = out.chunk(2, dim=1)
+        sigma = self.config.sigma_floor + F.softplus(raw)
+        return torch.sigmoid(mean), 2 * torch.log(sigma)
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x | z) for images x (N, 1, 28, 28) and codes z (..., N, d): one per code."""
+        x = self.check_images(x)
+        batch = z.shape[:-1]
+        out = self.decode(z.reshape(-1, self.z_dim))
+        x = x.expand(*batch[:-1], *x.shape).reshape(-1, *x.shape[1:])  # one x per code
+        if self.likelihood == "bernoulli":
+            per_pixel = -F.binary_cross_entropy_with_logits(out, x, reduction="none")
+            return per_pixel.flatten(1).sum(-1).reshape(batch)
+        mean, logvar = out
+        return gaussian_log_density(x.flatten(1), mean.flatten(1),
+                                    logvar.flatten(1)).reshape(batch)
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> ELBOTerms:
+        """-log p(x | z) and KL(q(z | x) || p(z)) of each example, for z = mu + sigma * eps."""
+        mu, logvar = self.encode(x)
+        if eps.shape != mu.shape:
+            raise ValueError(f"eps must have shape {tuple(mu.shape)}, got {tuple(eps.shape)}")
+        z = reparameterize(mu, logvar, eps)
+        return ELBOTerms(-self.log_likelihood(x, z), kl_to_standard_normal(mu, logvar))
+
+    # --- checks -------------------------------------------------------------------------------
+    def check_images(self, x: torch.Tensor) -> torch.Tensor:
+        """x itself if it is a float batch of shape (N, 1, 28, 28), else a clear error."""
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+            hint = ""
+            if tuple(x.shape[-2:]) == (SIDE, SIDE) and x.ndim == 3:
+                hint = " (add the channel axis: x.unsqueeze(1))"
+            elif x.ndim == 2 and x.shape[-1] == SIDE * SIDE:
+                hint = " (reshape: x.view(-1, 1, 28, 28))"
+            raise ValueError(f"a ConvVAE takes images of shape (N, 1, 28, 28), "
+                             f"got {tuple(x.shape)}{hint}")
+        if not x.is_floating_point():
+            raise ValueError(f"a ConvVAE takes float images, got {x.dtype}: "
+                             "book.data.observe(images, likelihood, generator) makes them")
+        return x
+
+
+def bits_per_dimension(nats_per_image: float, dims: int = SIDE * SIDE) -> float:
+    """-log p(x) of dequantised images x = (pixel + u) / 256 in bits per pixel of 0..255.
+
+    The density of y = pixel + u = 256 x is p(x) / 256^D, so each dimension adds log 256.
+    """
+    return (nats_per_image / dims + math.log(256)) / math.log(2)
+
+
+def layer_shapes(model: ConvVAE) -> list[tuple[str, str, tuple[int, ...], int]]:
+    """(half, layer, output shape of one example, parameters) of every layer, in order.
+
+    Read from the model itself by passing one example through each half.
+    """
+    rows = []
+    device = next(model.parameters()).device
+    for half, a in (("encoder", torch.zeros(1, *model.input_shape, device=device)),
+                    ("decoder", torch.zeros(1, model.z_dim, device=device))):
+        with torch.no_grad():
+            for layer in getattr(model, half):
+                a = layer(a)
+                params = sum(p.numel() for p in layer.parameters())
+                rows.append((half, type(layer).__name__, tuple(a.shape[1:]), params))
+    return rows

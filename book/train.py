@@ -1,0 +1,182 @@
+"""The one training loop of every PyTorch model in the book, its evaluation and checkpoints.
+
+A model takes part by following a small protocol (``book.conv_vae.ConvVAE`` is the example):
+``forward(x, eps) -> ELBOTerms``, ``z_dim``, ``input_shape`` (of one example),
+``likelihood`` ("bernoulli": trained on binarised digits; "gaussian": on dequantised grey
+levels) and ``config`` (a frozen dataclass). The uint8 images go to the device once; every
+epoch draws its binarisation or dequantisation there. The device is CUDA when there is one,
+else the CPU.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from book import data
+from book.history import History, Losses
+
+TEST_SEED = 0  # the one fixed draw of the test set's observations, for every evaluation
+
+
+def default_device() -> torch.device:
+    """CUDA when PyTorch sees a GPU (Colab's, say), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def to_device(images: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 images (N, 28, 28) as a tensor on the device, checked."""
+    images = torch.as_tensor(images)
+    if images.dtype != torch.uint8 or images.ndim != 3:
+        raise ValueError(f"expected uint8 images of shape (N, 28, 28) as load_dataset returns, "
+                         f"got {images.dtype} {tuple(images.shape)}")
+    return images.to(device)
+
+
+# What each observation model is trained on (see book.data.observe).
+OBSERVATION = {"bernoulli": "binary", "gaussian": "dequantized"}
+
+
+def observe(model: Any, images: torch.Tensor, generator: torch.Generator,
+            kind: str | None = None) -> torch.Tensor:
+    """uint8 images as the model takes them (by default binarised or dequantised, as its
+    likelihood needs), in its input shape."""
+    x = data.observe(images, kind or OBSERVATION[model.likelihood], generator)
+    return x.reshape(len(x), *model.input_shape)
+
+
+def observe_test_set(model: Any, images: torch.Tensor, kind: str | None = None) -> torch.Tensor:
+    """The test images as the model sees them, drawn once with a fixed seed."""
+    generator = torch.Generator(images.device).manual_seed(TEST_SEED)
+    return observe(model, images, generator, kind)
+
+
+@torch.no_grad()
+def evaluate(model: Any, x: torch.Tensor, *, seed: int = 0, batch_size: int = 1000) -> Losses:
+    """The losses of observations x in nats per example, one seeded z per example."""
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator(x.device).manual_seed(seed)
+    recon, kl = [], []
+    for start in range(0, len(x), batch_size):
+        batch = x[start:start + batch_size]
+        eps = torch.randn(len(batch), model.z_dim, generator=generator, device=x.device,
+                          dtype=x.dtype)
+        terms = model(batch, eps)
+        recon.append(terms.recon.double().cpu())
+        kl.append(terms.kl.double().cpu())
+    model.train(was_training)
+    return Losses.of(torch.cat(recon).numpy(), torch.cat(kl).numpy())
+
+
+def train(model: Any, train_images: np.ndarray | torch.Tensor,
+          test_images: np.ndarray | torch.Tensor, *, epochs: int | None = None,
+          seconds: float | None = None, batch_size: int = 128, lr: float = 1e-3,
+          seed: int = 0, beta: float = 1.0, warmup_epochs: float = 0.0,
+          eval_every: int = 1, device: torch.device | str | None = None,
+          observation: str | None = None, progress: bool = True) -> History:
+    """Train with Adam on shuffled minibatches for ``epochs`` or ``seconds``, if sooner.
+
+    The loss is the minibatch mean of recon + beta_t * KL, where beta_t rises linearly from 0 to
+    ``beta`` over the first ``warmup_epochs`` (KL warm-up) and beta = 1 is the negative ELBO.
+    Every ``eval_every`` epochs (and at the end) the history records the mean losses of the
+    minibatches since the last record and the test set's negative ELBO, recon and KL.
+    ``observation`` overrides what the images are turned into (``book.data.observe``).
+    """
+    if epochs is None and seconds is None:
+        raise ValueError("give a budget: epochs, seconds, or both")
+    device = torch.device(device) if device is not None else default_device()
+    torch.manual_seed(seed)
+    model.to(device).train()
+    generator = torch.Generator(device).manual_seed(seed)
+    images = to_device(train_images, device)
+    x_test = observe_test_set(model, to_device(test_images, device), observation)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    steps_per_epoch = math.ceil(len(images) / batch_size)
+    history, recon, kl, step = History(), [], [], 0
+    start = time.perf_counter()
+    total = epochs * steps_per_epoch if epochs is not None else None
+    with tqdm(total=total, desc="training", unit="step", disable=not progress) as bar:
+        for epoch in range(1, (epochs or 10**9) + 1):
+            x = observe(model, images, generator, observation)
+            order = torch.randperm(len(x), generator=generator, device=device)
+            for idx in order.split(batch_size):
+                warm = (min(1.0, step / (warmup_epochs * steps_per_epoch))
+                        if warmup_epochs else 1.0)
+                eps = torch.randn(len(idx), model.z_dim, generator=generator, device=device)
+                terms = model(x[idx], eps)
+                loss = (terms.recon + beta * warm * terms.kl).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                recon.append(terms.recon.detach())
+                kl.append(terms.kl.detach())
+                step += 1
+                bar.update()
+                out_of_time = seconds is not None and time.perf_counter() - start > seconds
+                if out_of_time:
+                    break
+            last = out_of_time or epoch == epochs
+            if last or epoch % eval_every == 0 or epoch == 1:
+                seen = Losses.of(torch.cat(recon).double().cpu().numpy(),
+                                 torch.cat(kl).double().cpu().numpy())
+                if not math.isfinite(seen.neg_elbo):
+                    raise FloatingPointError(
+                        f"training diverged: the loss is {seen.neg_elbo} in epoch {epoch}; "
+                        f"lower the learning rate ({lr}) or check the model's outputs")
+                test = evaluate(model, x_test)
+                history.record(epoch, step * batch_size if out_of_time else epoch * len(x),
+                               time.perf_counter() - start, seen, test)
+                recon, kl = [], []
+                bar.set_postfix(train=f"{seen.neg_elbo:.1f}", test=f"{test.neg_elbo:.1f}")
+            if last:
+                break
+    return history
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+
+
+def save_checkpoint(model: Any, path: str | Path) -> Path:
+    """Write the model's class, config and weights to ``path``, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = {"model": type(model).__name__,
+                  "config": dataclasses.asdict(model.config),
+                  "state": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    part = path.with_name(f".{path.name}.part-{os.getpid()}")
+    try:
+        torch.save(checkpoint, part)
+        part.replace(path)  # never a half-written checkpoint under the real name
+    finally:
+        part.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(model: Any, path: str | Path) -> Any:
+    """Load the weights in ``path`` into ``model``, which must have the same class and config.
+
+    Read with ``weights_only=True``: a checkpoint is data, never code to run.
+    """
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or set(checkpoint) != {"model", "config", "state"}:
+        raise ValueError(f"{path} is not a checkpoint written by book.train.save_checkpoint")
+    if checkpoint["model"] != type(model).__name__:
+        raise ValueError(f"{path} holds a {checkpoint['model']}, not a {type(model).__name__}")
+    ours = dataclasses.asdict(model.config)
+    stored = {k: tuple(v) if isinstance(v, list) else v
+              for k, v in checkpoint["config"].items()}
+    differ = [f"{k}: stored {stored.get(k)!r}, this model {ours.get(k)!r}"
+              for k in sorted(set(ours) | set(stored)) if stored.get(k) != ours.get(k)]
+    if differ:
+        raise ValueError(f"{path} was trained with another config; build the model with "
+                         f"the stored one. Differences: {'; '.join(differ)}")
+    model.load_state_dict(checkpoint["state"])
+    return model
