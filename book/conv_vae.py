@@ -13,8 +13,8 @@ Two observation models, chosen by the config:
 - "gaussian": dequantised grey levels x = (pixel + u) / 256, u ~ U(0, 1), k = 2: a mean and
   a standard deviation per pixel, sigma_x >= ``sigma_floor``. A real density, so it can be
   reported in bits per dimension.
-Both log-variances are bounded: q's log sigma^2 lies in (-LOGVAR_BOUND, LOGVAR_BOUND), so that
-exp never overflows and log q never meets a zero variance, and no run produces NaN.
+q's log sigma^2 lies in (-LOGVAR_BOUND, LOGVAR_BOUND), so that exp never overflows and log q
+never meets a zero variance; sigma_x has a floor, so that no pixel's density is unbounded.
 """
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ class ConvConfig:
     z_dim: int = 16
     channels: tuple[int, int] = (16, 32)
     likelihood: str = "bernoulli"  # or "gaussian"
-    sigma_floor: float = 1 / 256  # gaussian only: the smallest sigma_x (one grey level)
+    # gaussian only: the smallest sigma_x. At 1 / (256 sqrt(2 pi)) a pixel's density peaks at
+    # 256, the density of the uniform distribution on one grey level's interval of width 1/256.
+    sigma_floor: float = 1 / (256 * math.sqrt(2 * math.pi))
 
     def __post_init__(self):
         if self.likelihood not in ("bernoulli", "gaussian"):

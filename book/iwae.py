@@ -4,7 +4,7 @@ For K draws z_k ~ q(z | x), with weights w_k = p(x | z_k) p(z_k) / q(z_k | x),
 
     log p_K(x) = log (1/K) sum_k w_k  =  logsumexp_k log w_k - log K
 
-is a lower bound on log p(x) in expectation (Burda et al., 2016): K = 1 is the ELBO,
+is a lower bound on log p(x) in expectation (Burda et al., 2015): K = 1 is the ELBO,
 and the bound rises with K to log p(x). The model protocol it needs:
 
     model.encode(x) -> (mu, logvar)      each (N, d): q(z|x) = N(mu, diag exp(logvar))

@@ -53,9 +53,17 @@ def observe(model: Any, images: torch.Tensor, generator: torch.Generator,
 
 
 def observe_test_set(model: Any, images: torch.Tensor, kind: str | None = None) -> torch.Tensor:
-    """The test images as the model sees them, drawn once with a fixed seed."""
-    generator = torch.Generator(images.device).manual_seed(TEST_SEED)
-    return observe(model, images, generator, kind)
+    """The test images as the model sees them, drawn once with a fixed seed.
+
+    Drawn on the CPU, then moved: the same test set on every device, so numbers compare.
+    """
+    generator = torch.Generator().manual_seed(TEST_SEED)
+    return observe(model, images.cpu(), generator, kind).to(images.device)
+
+
+def kl_weight(step: int, beta: float, warmup_steps: int) -> float:
+    """beta_t: rises linearly from 0 at step 0 to ``beta`` after ``warmup_steps`` (warm-up)."""
+    return beta * min(1.0, step / warmup_steps) if warmup_steps else beta
 
 
 @torch.no_grad()
@@ -89,9 +97,13 @@ def train(model: Any, train_images: np.ndarray | torch.Tensor,
     Every ``eval_every`` epochs (and at the end) the history records the mean losses of the
     minibatches since the last record and the test set's negative ELBO, recon and KL.
     ``observation`` overrides what the images are turned into (``book.data.observe``).
+    ``seed`` seeds torch's global generator too (a run on the CPU repeats exactly; on CUDA,
+    some kernels are not deterministic).
     """
     if epochs is None and seconds is None:
         raise ValueError("give a budget: epochs, seconds, or both")
+    if epochs is not None and epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
     device = torch.device(device) if device is not None else default_device()
     torch.manual_seed(seed)
     model.to(device).train()
@@ -108,11 +120,10 @@ def train(model: Any, train_images: np.ndarray | torch.Tensor,
             x = observe(model, images, generator, observation)
             order = torch.randperm(len(x), generator=generator, device=device)
             for idx in order.split(batch_size):
-                warm = (min(1.0, step / (warmup_epochs * steps_per_epoch))
-                        if warmup_epochs else 1.0)
                 eps = torch.randn(len(idx), model.z_dim, generator=generator, device=device)
                 terms = model(x[idx], eps)
-                loss = (terms.recon + beta * warm * terms.kl).mean()
+                weight = kl_weight(step, beta, round(warmup_epochs * steps_per_epoch))
+                loss = (terms.recon + weight * terms.kl).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

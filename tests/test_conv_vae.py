@@ -13,6 +13,10 @@ from book.iwae import iwae_estimate
 SMALL = ConvConfig(z_dim=4, channels=(4, 8))
 
 
+class Payload:
+    """An object a checkpoint must not carry: loading it would run pickled code."""
+
+
 def images(n: int, seed: int = 0) -> np.ndarray:
     """uint8 'digits': a bright bar at a random place on a dark 28 x 28 square, plus noise."""
     rng = np.random.default_rng(seed)
@@ -71,16 +75,35 @@ def test_gaussian_decoder_is_a_density_with_sigma_above_its_floor():
     model = ConvVAE(config)
     with torch.no_grad():  # push the raw sigma output far down: the floor must hold
         model.decoder[-1].bias[1] = -50.0
-    mean, logvar = model.decode(torch.randn(7, 4))
-    sigma = torch.exp(0.5 * logvar)
-    assert sigma.min().item() >= 0.05 * (1 - 1e-6)
-    assert ((mean > 0) & (mean < 1)).all()
-    x = torch.rand(7, 1, 28, 28)
     z = torch.randn(7, 4)
     mean, logvar = model.decode(z)
-    normal = torch.distributions.Normal(mean, torch.exp(0.5 * logvar))
+    sigma = torch.exp(0.5 * logvar)  # logvar must be log sigma^2, not log sigma
+    assert sigma.min().item() == pytest.approx(0.05, rel=1e-5)
+    raw = model.decoder(z)[:, 1:]
+    torch.testing.assert_close(sigma, 0.05 + torch.nn.functional.softplus(raw))
+    assert ((mean > 0) & (mean < 1)).all()
+    x = torch.rand(7, 1, 28, 28)
+    normal = torch.distributions.Normal(mean, 0.05 + torch.nn.functional.softplus(raw))
     expected = normal.log_prob(x).flatten(1).sum(-1)
     torch.testing.assert_close(model.log_likelihood(x, z), expected, rtol=1e-5, atol=1e-2)
+
+
+def test_the_default_floor_caps_a_pixel_density_at_256():
+    floor = ConvConfig().sigma_floor
+    peak = 1 / (floor * np.sqrt(2 * np.pi))  # the largest value of N(x; mu, floor^2)
+    assert peak == pytest.approx(256)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_a_batch_of_codes_scores_like_one_code_at_a_time(likelihood):
+    torch.manual_seed(0)
+    model = ConvVAE(ConvConfig(z_dim=4, channels=(4, 8), likelihood=likelihood))
+    x = training.observe(model, torch.as_tensor(images(5)), torch.Generator().manual_seed(0))
+    z = torch.randn(3, 5, 4)
+    batched = model.log_likelihood(x, z)
+    one_by_one = torch.stack([torch.stack([model.log_likelihood(x[n:n + 1], z[s, n:n + 1])[0]
+                                           for n in range(5)]) for s in range(3)])
+    torch.testing.assert_close(batched, one_by_one, rtol=1e-5, atol=1e-3)
 
 
 def test_encoder_log_variance_is_bounded():
@@ -136,6 +159,15 @@ def test_training_is_reproducible_and_records_each_epoch():
     assert runs[0].epoch == [1, 2, 3] and runs[0].images == [200, 400, 600]
 
 
+def test_kl_weight_warms_up_linearly():
+    assert training.kl_weight(0, 2.0, 10) == 0.0
+    assert training.kl_weight(5, 2.0, 10) == pytest.approx(1.0)
+    assert training.kl_weight(10, 2.0, 10) == training.kl_weight(99, 2.0, 10) == 2.0
+    assert training.kl_weight(0, 2.0, 0) == 2.0  # no warm-up
+    with pytest.raises(ValueError, match="epochs must be at least 1"):
+        training.train(ConvVAE(SMALL), images(10), images(5), epochs=0, progress=False)
+
+
 def test_kl_warm_up_and_beta_change_what_is_trained():
     def kl_after(**kwargs):
         model = seeded_model()
@@ -169,6 +201,9 @@ def test_a_checkpoint_of_another_config_names_the_differing_fields(tmp_path):
     other = ConvVAE(ConvConfig(z_dim=6, channels=(4, 8), likelihood="gaussian"))
     with pytest.raises(ValueError, match=r"likelihood: stored 'bernoulli'.*z_dim: stored 4"):
         training.load_checkpoint(other, path)
+    torch.save({"model": Payload(), "config": {}, "state": {}}, tmp_path / "code.pt")
+    with pytest.raises(Exception, match="[Ww]eights only|weights_only"):
+        training.load_checkpoint(ConvVAE(SMALL), tmp_path / "code.pt")
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a checkpoint written by"):
         training.load_checkpoint(ConvVAE(SMALL), tmp_path / "other.pt")
@@ -241,3 +276,17 @@ def test_a_diverged_run_stops_with_a_clear_error():
     with pytest.raises(FloatingPointError, match="training diverged.*learning rate"):
         training.train(model, images(100), images(20, 1), epochs=2, batch_size=50,
                        device="cpu", progress=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_training_evaluation_and_checkpoints_run_on_cuda(tmp_path):
+    model = seeded_model()
+    history = training.train(model, images(200), images(50, 1), epochs=2, batch_size=50,
+                             device="cuda", progress=False)
+    assert np.isfinite(history.curve("test")).all()
+    x = training.observe_test_set(model, torch.as_tensor(images(50, 1)).cuda())
+    assert x.is_cuda and np.isfinite(iwae_estimate(model, x, 10)[0])
+    cpu_x = training.observe_test_set(model, torch.as_tensor(images(50, 1)))
+    torch.testing.assert_close(x.cpu(), cpu_x)  # the same test set on every device
+    path = training.save_checkpoint(model, tmp_path / "vae.pt")
+    assert not training.load_checkpoint(seeded_model(), path).encoder[0].weight.is_cuda
