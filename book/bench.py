@@ -21,11 +21,18 @@ from typing import Callable
 import numpy as np
 
 
-def throughput(step: Callable[[], object], images_per_step: int, steps: int) -> float:
-    """Images per second over ``steps`` consecutive calls of ``step``."""
+def throughput(step: Callable[[], object], images_per_step: int, steps: int,
+               sync: Callable[[], object] = lambda: None) -> float:
+    """Images per second over ``steps`` consecutive calls of ``step``.
+
+    ``sync`` waits for work still running (``torch.cuda.synchronize`` on a GPU, whose work is
+    asynchronous); it is called before the clock starts and before it stops.
+    """
+    sync()
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    sync()
     return images_per_step * steps / (time.perf_counter() - start)
 
 
@@ -34,7 +41,7 @@ def bench_numpy(batch_size: int = 100, hidden: int = 512, z_dim: int = 32, steps
     """Median training throughput (images/s) of the NumPy and PyTorch VAEs, and their ratio."""
     import torch
 
-    from book import numpy_train, numpy_vae, torch_mlp_vae
+    from book import numpy_train, numpy_vae, torch_mlp_vae, train
 
     arch = numpy_vae.Architecture(784, hidden, z_dim)
     rng = np.random.default_rng(seed)
@@ -51,7 +58,8 @@ def bench_numpy(batch_size: int = 100, hidden: int = 512, z_dim: int = 32, steps
 
     runs = {
         "numpy": lambda: numpy_train.train_step(model, optimizer, x, rng),
-        "torch": lambda: torch_mlp_vae.train_step(torch_model, torch_optimizer, x_torch),
+        "torch": lambda: train.train_step(torch_model, torch_optimizer, x_torch,
+                                          torch.randn(batch_size, z_dim)),
     }
     for step in runs.values():
         throughput(step, batch_size, warmup)

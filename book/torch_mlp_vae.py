@@ -113,17 +113,6 @@ class TorchVAE(nn.Module):
                 for name, (layer, attribute) in LAYERS.items()}
 
 
-def train_step(model: TorchVAE, optimizer: torch.optim.Optimizer,
-               x: torch.Tensor) -> torch.Tensor:
-    """One Adam step on the batch x, as ``numpy_vae.train_step``; returns the loss."""
-    eps = torch.randn(len(x), model.z_dim, dtype=x.dtype)
-    loss = model(x, eps).loss
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss
-
-
 def adam_difference(model: VAE, batches: Iterable[tuple[np.ndarray, np.ndarray]],
                     lr: float = 0.01) -> float:
     """The largest parameter difference after both Adams take the same steps.

@@ -66,6 +66,17 @@ def kl_weight(step: int, beta: float, warmup_steps: int) -> float:
     return beta * min(1.0, step / warmup_steps) if warmup_steps else beta
 
 
+def train_step(model: Any, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+               eps: torch.Tensor, kl_weight: float = 1.0) -> Any:
+    """One Adam step on the batch mean of recon + kl_weight * KL; returns the batch's terms."""
+    terms = model(x, eps)
+    loss = (terms.recon + kl_weight * terms.kl).mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return terms
+
+
 @torch.no_grad()
 def evaluate(model: Any, x: torch.Tensor, *, seed: int = 0, batch_size: int = 1000) -> Losses:
     """The losses of observations x in nats per example, one seeded z per example."""
@@ -121,12 +132,8 @@ def train(model: Any, train_images: np.ndarray | torch.Tensor,
             order = torch.randperm(len(x), generator=generator, device=device)
             for idx in order.split(batch_size):
                 eps = torch.randn(len(idx), model.z_dim, generator=generator, device=device)
-                terms = model(x[idx], eps)
                 weight = kl_weight(step, beta, round(warmup_epochs * steps_per_epoch))
-                loss = (terms.recon + weight * terms.kl).mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                terms = train_step(model, optimizer, x[idx], eps, weight)
                 recon.append(terms.recon.detach())
                 kl.append(terms.kl.detach())
                 step += 1
