@@ -4,6 +4,10 @@
 for the same wall-clock time on the same binarised digits, then scored by their test negative
 ELBO and IWAE estimate of -log p(x).
 
+``explorer``: the static latent-space explorer (``book.explorer``) in headless Chromium: the
+time of one decode of the 2-D conv-VAE in JavaScript, and of one whole update as a drag makes
+it (decode, draw the digit, redraw the map), over many random points.
+
 ``numpy``: training throughput of the NumPy VAE (``book.numpy_vae``) against the identical
 model in PyTorch (``book.torch_mlp_vae``) on the CPU, in images per second of full training
 steps (noise, forward, backward, Adam). Both run on the same batch with the same architecture
@@ -154,6 +158,66 @@ def _conv_command(args: argparse.Namespace) -> None:
           f"IWAE NLL {mlp['iwae_nll'] - conv['iwae_nll']:+.2f} nats per image")
 
 
+def bench_explorer(updates: int = 1000, epochs: int = 3) -> dict[str, np.ndarray]:
+    """Milliseconds per decode and per update of the explorer in headless Chromium.
+
+    The 2-D conv-VAE is trained for ``epochs`` on the offline data first (a trained decoder
+    has the ReLU sparsity the JavaScript exploits; its speed does not depend on the training
+    otherwise), exported as the chapter exports it, and opened as a local file.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from book import browser, explorer, train
+    from book.conv_vae import ConvConfig, ConvVAE
+    from book.data import load_dataset
+
+    train_images, _ = load_dataset("mnist", "train")
+    test_images, test_labels = load_dataset("mnist", "test")
+    model = ConvVAE(ConvConfig(z_dim=2))
+    train.train(model, train_images, test_images, epochs=epochs, batch_size=64, lr=2e-3,
+                device="cpu", progress=False)
+    with torch.no_grad():
+        mu, _ = model.eval().encode(train.observe_test_set(model, torch.as_tensor(test_images)))
+    snippet = explorer.explorer_html(model, mu.numpy(), test_labels)
+    with tempfile.TemporaryDirectory() as folder, browser.chromium() as chromium:
+        page_path = Path(folder) / "explorer.html"
+        page_path.write_text(explorer.standalone_page(snippet))
+        page = chromium.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(page_path.as_uri())
+        run = "n => document.querySelector('.vae-explorer').vaeExplorer.benchmark(n)"
+        page.evaluate(run, 100)  # warm-up: let the JIT compile the loops
+        times = page.evaluate(run, updates)
+        if errors:
+            raise RuntimeError(f"the explorer failed in the browser: {errors}")
+    sizes = explorer.exported_size(snippet)
+    return {"decode": np.array(times["decodeMs"]), "update": np.array(times["updateMs"]),
+            "html_kB": sizes["html"] / 1e3, "weights_kB": sizes["weights"] / 1e3}
+
+
+def _tick(times: np.ndarray) -> float:
+    """The resolution of the browser's clock (it coarsens performance.now, against timing
+    attacks): the smallest step between the times it reported."""
+    return float(np.min(np.diff(np.unique(np.round(times, 4)))))
+
+
+def _explorer_command(args: argparse.Namespace) -> None:
+    print(f"the explorer's 2-D conv-VAE in headless Chromium, {args.updates} random points")
+    r = bench_explorer(args.updates, args.epochs)
+    print(f"page snippet {r['html_kB']:.0f} kB, of which weights {r['weights_kB']:.0f} kB "
+          "(float16, base64)")
+    print(f"{'ms per':<30}{'median':>8}{'95th pct':>10}")
+    for name, label in (("decode", "decode"), ("update", "update (decode + draw + map)")):
+        times = r[name]
+        print(f"{label:<30}{np.median(times):>8.2f}{np.quantile(times, 0.95):>10.2f}")
+    print(f"goal: median update under 5 ms; a 60 Hz frame is 16.7 ms "
+          f"(the browser's clock here ticks in {_tick(r['update']):.3f} ms)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m book.bench",
                                      description=__doc__.split("\n\n")[0])
@@ -175,6 +239,12 @@ def main(argv: list[str] | None = None) -> None:
     conv_parser.add_argument("--n-test", type=int, default=None,
                              help="score only the first N test images")
     conv_parser.set_defaults(run=_conv_command)
+    explorer_parser = commands.add_parser(
+        "explorer", help="the static explorer's decode and update time in headless Chromium")
+    explorer_parser.add_argument("--updates", type=int, default=1000)
+    explorer_parser.add_argument("--epochs", type=int, default=3,
+                                 help="training of the 2-D model before it is timed")
+    explorer_parser.set_defaults(run=_explorer_command)
     args = parser.parse_args(argv)
     args.run(args)
 

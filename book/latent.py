@@ -37,3 +37,56 @@ def principal_components(codes: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.
     _, singular, directions = np.linalg.svd(centred, full_matrices=False)
     share = singular**2 / np.sum(singular**2)
     return centred @ directions[:k].T, share[:k]
+
+
+def interpolate(z_a: np.ndarray, z_b: np.ndarray, t: np.ndarray | float,
+                kind: str = "linear") -> np.ndarray:
+    """Codes on the path from z_a (t = 0) to z_b (t = 1): one row per t.
+
+    "linear" runs along the straight line. "spherical" (slerp: Shoemake 1985; for generative
+    models, White 2016) turns z_a into z_b at a steady angle, with the norm moving steadily
+    from |z_a| to |z_b|. A sample of N(0, I) in d dimensions has a norm near sqrt(d); the
+    middle of a straight line between two of them is shorter, by up to a factor sqrt(2), so it
+    visits the middle of the prior where no code lies. The sphere's path does not.
+    """
+    z_a, z_b = np.asarray(z_a, dtype=np.float64), np.asarray(z_b, dtype=np.float64)
+    t = np.atleast_1d(np.asarray(t, dtype=np.float64))[:, None]
+    if kind == "linear":
+        return (1 - t) * z_a + t * z_b
+    if kind != "spherical":
+        raise ValueError(f"kind must be 'linear' or 'spherical', got {kind!r}")
+    norm_a, norm_b = np.linalg.norm(z_a), np.linalg.norm(z_b)
+    cos = np.clip(z_a @ z_b / (norm_a * norm_b), -1.0, 1.0)
+    angle = np.arccos(cos)
+    if angle < 1e-6:  # (nearly) the same direction: the arc is the line
+        return (1 - t) * z_a + t * z_b
+    unit_a, unit_b = z_a / norm_a, z_b / norm_b
+    direction = (np.sin((1 - t) * angle) * unit_a + np.sin(t * angle) * unit_b) / np.sin(angle)
+    return direction * ((1 - t) * norm_a + t * norm_b)
+
+
+def traversal_codes(z0: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Codes (d, n, d): row j is z0 with its dimension j set to each of the n values in turn."""
+    z0, values = np.asarray(z0, dtype=np.float64), np.asarray(values, dtype=np.float64)
+    codes = np.repeat(np.repeat(z0[None, None], len(z0), 0), len(values), 1)
+    for j in range(len(z0)):
+        codes[j, :, j] = values
+    return codes
+
+
+def aggregate_log_density(mu: np.ndarray, logvar: np.ndarray, z: np.ndarray,
+                          chunk: int = 4096) -> np.ndarray:
+    """log q(z) of the aggregate posterior q(z) = (1/N) sum_n q(z | x_n) at points z (M, d).
+
+    The encoder's Gaussians of N examples (mu, logvar: (N, d)) averaged: where the encoded
+    data actually lie, to set against the prior p(z) the decoder is sampled from.
+    """
+    mu, logvar, z = (np.asarray(a, dtype=np.float64) for a in (mu, logvar, z))
+    out = np.empty(len(z))
+    for start in range(0, len(z), chunk):
+        part = z[start:start + chunk, None, :]  # (m, 1, d) against (N, d)
+        log_q = -0.5 * np.sum(np.log(2 * np.pi) + logvar + (part - mu) ** 2 / np.exp(logvar),
+                              axis=-1)  # (m, N)
+        peak = log_q.max(axis=1, keepdims=True)
+        out[start:start + chunk] = (peak[:, 0] + np.log(np.mean(np.exp(log_q - peak), axis=1)))
+    return out

@@ -5,11 +5,19 @@ copy of the book, and both the notebook tests and the website tests use that cop
 """
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import shutil
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
+import yaml
+
+from book import browser as book_browser
 
 from tools.chapters import ROOT, chapter_notebooks
 
@@ -57,3 +65,68 @@ def executed_book(tmp_path_factory) -> tuple[Path, dict[str, BaseException | Non
         except Exception as error:  # reported by the test of that chapter
             outcomes[notebook.stem] = error
     return root, outcomes
+
+
+@pytest.fixture(scope="session")
+def site(executed_book) -> Path:
+    """The built website of the executed book; the build must pass with warnings as errors."""
+    root, _ = executed_book
+    settings = yaml.safe_load((root / "_config.yml").read_text())
+    settings["execute"]["execute_notebooks"] = "off"  # the chapters ran already, in the fixture
+    (root / "_config.yml").write_text(yaml.safe_dump(settings))
+    build = subprocess.run(
+        [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "--warningiserror", "--nitpick", "--keep-going"],
+        capture_output=True, text=True,
+    )
+    assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
+    return root / "_build" / "html"
+
+
+@pytest.fixture(scope="session")
+def served(site):
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium; on CI (VAE_BOOK_REQUIRE_BROWSER) a missing one fails, else skips."""
+    problem = book_browser.missing()
+    if problem:
+        if os.environ.get("VAE_BOOK_REQUIRE_BROWSER"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+    with book_browser.chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="session")
+def watch(served):
+    """``watch(page)``: the list of what goes wrong on the page from now on (console errors,
+    page errors, failed requests), with every request to a host other than ``served`` blocked
+    and listed."""
+    def watch_page(page) -> list[str]:
+        problems: list[str] = []
+        page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+
+        def only_this_host(route):
+            if route.request.url.startswith(served):
+                route.continue_()
+            else:
+                problems.append(f"request to another host: {route.request.url}")
+                route.abort()
+
+        page.route("**/*", only_this_host)
+        return problems
+
+    return watch_page

@@ -146,7 +146,8 @@ def test_set_up_cell_leaves_colabs_preinstalled_packages_alone(tmp_path):
     assert not replaced, f"the set-up cell would change Colab's preinstalled packages: {replaced}"
     assert set(changed) == {"vae-book"}, f"the set-up cell should add the book's package alone: {changed}"
 
-    # The package imports with Colab's versions, and tqdm.auto's bar still finds its widget.
+    # The package imports with Colab's versions, tqdm.auto's bar still finds its widget, and the
+    # book's widgets and explorer work there.
     modules = """
 import importlib, pkgutil, sys
 import tqdm.notebook
@@ -157,6 +158,22 @@ for name in sys.argv[1:]:
     for module in pkgutil.walk_packages(package.__path__, name + "."):
         if not module.name.endswith("__main__"):
             importlib.import_module(module.name)
+
+# The live widgets work with ipywidgets 7.7, and the explorer's web assets were installed.
+import numpy as np, torch
+from book import explorer, widgets
+from book.conv_vae import ConvConfig, ConvVAE
+model = ConvVAE(ConvConfig(z_dim=2)).eval()
+mu, labels = np.zeros((10, 2)), np.arange(10)
+for live in (widgets.LatentSliders(model), widgets.LatentMap(model, mu, labels),
+             widgets.Interpolation(model, mu, labels), widgets.Traversal(model, mu)):
+    bundle = live._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"], bundle
+sliders = widgets.LatentSliders(model)
+before = sliders.image.value
+sliders.sliders[0].value = 2.0
+assert sliders.image.value != before, "a slider did not redraw the digit"
+assert "VAEExplorer.mount" in explorer.explorer_html(model, mu, labels)
 """
     imported = run(python, "-c", modules, *top_level_packages(), cwd=tmp_path)
     assert imported.returncode == 0, f"the package does not import with Colab's versions:\n{output(imported)}"

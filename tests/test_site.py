@@ -7,42 +7,16 @@ no code block, printed output or display equation may be wider than the column i
 """
 from __future__ import annotations
 
-import functools
-import http.server
-import os
 import re
-import subprocess
-import sys
-import threading
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-import yaml
 
 from tools.chapters import config, toc_files
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="session")
-def site(executed_book) -> Path:
-    """The built website of the executed book; the build must pass with warnings as errors."""
-    root, _ = executed_book
-    settings = yaml.safe_load((root / "_config.yml").read_text())
-    settings["execute"]["execute_notebooks"] = "off"  # the chapters ran already, in the fixture
-    (root / "_config.yml").write_text(yaml.safe_dump(settings))
-    build = subprocess.run(
-        [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "--warningiserror", "--nitpick", "--keep-going"],
-        capture_output=True, text=True,
-    )
-    assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
-    return root / "_build" / "html"
 
 
 class _Resources(HTMLParser):
@@ -90,34 +64,6 @@ def test_mathjax_is_shipped(site):
     assert (site / "_static" / "mathjax" / "input" / "tex" / "extensions" / "boldsymbol.js").is_file()
 
 
-@pytest.fixture(scope="module")
-def served(site):
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    handler = functools.partial(Quiet, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        if os.environ.get("VAE_BOOK_REQUIRE_BROWSER"):
-            pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium`")
-        pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 def _typeset(page, html: Path) -> list[str]:
     """Wait until MathJax has typeset the open page (if it has math); what went wrong, if anything."""
     if not re.search(r'class="[^"]*\bmath\b', html.read_text()):
@@ -137,21 +83,9 @@ def _typeset(page, html: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("entry", toc_files())
-def test_page_renders_offline_without_errors(site, served, browser, entry):
+def test_page_renders_offline_without_errors(site, served, browser, watch, entry):
     page = browser.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
-
-    def only_this_host(route):
-        if route.request.url.startswith(served):
-            route.continue_()
-        else:
-            problems.append(f"request to another host: {route.request.url}")
-            route.abort()
-
-    page.route("**/*", only_this_host)
+    problems = watch(page)
     page.goto(f"{served}/{entry}.html", wait_until="networkidle")
     problems += _typeset(page, site / f"{entry}.html")
     broken = page.evaluate("[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")

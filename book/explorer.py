@@ -1,0 +1,155 @@
+"""The static latent-space explorer: a trained 2-D ConvVAE exported for the browser.
+
+``export_model`` writes the model's weights compactly (float16, base64: about 60 kB for the
+book's 2-D model) and ``load_exported`` reads them back into PyTorch, so that tests compare
+the browser's decoder with PyTorch's on the same numbers. ``explorer_html`` puts the export,
+the encoded test set and ``book/web/explorer.js`` into one self-contained HTML snippet: a
+``<div>`` with its canvases, the data as JSON, and an inline script that finds its container
+by id. It needs no kernel, no library and no network, so the same output works on the
+website, in Jupyter and in Colab (whose outputs are isolated from each other).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import math
+import uuid
+from importlib import resources
+
+import numpy as np
+import torch
+
+from book.conv_vae import LOGVAR_BOUND, ConvConfig, ConvVAE
+from book.plots import image_grid
+from book.png import grey_levels, png_bytes
+
+FORMAT = "vae-book-explorer/1"
+
+
+def _tensor(array: np.ndarray, dtype: str) -> dict:
+    array = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<"))
+    return {"shape": list(array.shape), "dtype": dtype,
+            "data": base64.b64encode(array.tobytes()).decode("ascii")}
+
+
+def _array(tensor: dict) -> np.ndarray:
+    raw = base64.b64decode(tensor["data"])
+    return np.frombuffer(raw, np.dtype(tensor["dtype"]).newbyteorder("<")).reshape(
+        tensor["shape"])
+
+
+def export_model(model: ConvVAE, dtype: str = "float16") -> dict:
+    """The weights of a Bernoulli ConvVAE as JSON-ready data for the browser."""
+    if not isinstance(model, ConvVAE) or model.likelihood != "bernoulli":
+        raise ValueError("the explorer runs a ConvVAE with a Bernoulli decoder; got "
+                         f"{type(model).__name__} ({getattr(model, 'likelihood', '?')})")
+    if dtype not in ("float16", "float32"):
+        raise ValueError(f"dtype must be 'float16' or 'float32', got {dtype!r}")
+    tensors = {name: _tensor(value.detach().cpu().numpy(), dtype)
+               for name, value in model.state_dict().items()}
+    return {"format": FORMAT, "z_dim": model.z_dim, "channels": list(model.config.channels),
+            "logvar_bound": LOGVAR_BOUND, "tensors": tensors}
+
+
+def load_exported(exported: dict) -> ConvVAE:
+    """The PyTorch model whose weights are exactly the exported (rounded) ones, in float32."""
+    if exported.get("format") != FORMAT:
+        raise ValueError(f"not an explorer export (format {exported.get('format')!r}, "
+                         f"expected {FORMAT!r}); make one with export_model(model)")
+    model = ConvVAE(ConvConfig(z_dim=exported["z_dim"], channels=tuple(exported["channels"])))
+    state = {name: torch.from_numpy(_array(t).astype(np.float32))
+             for name, t in exported["tensors"].items()}
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def map_extent(mu: np.ndarray) -> float:
+    """Half the side of the square map: at least 3 (the prior's 3 sigma), wider if 0.5 % of
+    the encoded means lie beyond, in steps of 0.5."""
+    return max(3.0, math.ceil(2 * float(np.quantile(np.abs(mu), 0.995))) / 2)
+
+
+@torch.no_grad()
+def decoded_grid(model: ConvVAE, extent: float, n: int = 10) -> np.ndarray:
+    """Pixel probabilities of the decoded points of an n x n grid over the map, z_2 rising
+    upward, as one picture (what readers without JavaScript see)."""
+    values = np.linspace(-extent, extent, n + 2)[1:-1]
+    z = torch.tensor([[z1, z2] for z2 in values[::-1] for z1 in values], dtype=torch.float32)
+    model = model.cpu().eval()
+    return image_grid(torch.sigmoid(model.decode(z)).numpy(), n, n)
+
+
+def explorer_html(model: ConvVAE, test_mu: np.ndarray, test_labels: np.ndarray,
+                  dtype: str = "float16") -> str:
+    """The explorer as one self-contained HTML snippet (see the module's docstring).
+
+    ``test_mu`` (N, 2) are the encoder's means of the test set, drawn as the map's
+    background and coloured by ``test_labels``.
+    """
+    test_mu = np.asarray(test_mu, dtype=np.float32)
+    if model.z_dim != 2 or test_mu.ndim != 2 or test_mu.shape[1] != 2:
+        raise ValueError(f"the map needs a 2-D latent space and means of shape (N, 2); got "
+                         f"z_dim {model.z_dim} and means {test_mu.shape}")
+    extent = map_extent(test_mu)
+    data = {"model": export_model(model, dtype),
+            "map": {"extent": extent, "mu": _tensor(test_mu, "float16"),
+                    "labels": _tensor(np.asarray(test_labels), "uint8")}}
+    grid = png_bytes(grey_levels(decoded_grid(model, extent)))
+    web = resources.files("book") / "web"
+    uid = f"vx-{uuid.uuid4().hex[:12]}"
+    return _TEMPLATE.format(
+        uid=uid, css=(web / "explorer.css").read_text(), js=(web / "explorer.js").read_text(),
+        data=json.dumps(data, separators=(",", ":")), extent=extent,
+        grid=base64.b64encode(grid).decode("ascii"))
+
+
+def standalone_page(snippet: str, title: str = "VAE latent-space explorer") -> str:
+    """A whole HTML page holding one explorer snippet (for the benchmark and the tests)."""
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+            f"<meta name='viewport' content='width=device-width'></head>"
+            f"<body>{snippet}</body></html>")
+
+
+def exported_size(snippet: str) -> dict[str, int]:
+    """Bytes of the snippet, of its model weights (base64) and of its encoded test set."""
+    data = json.loads(snippet.split('class="vx-data">', 1)[1].split("</script>", 1)[0])
+    weights = sum(len(t["data"]) for t in data["model"]["tensors"].values())
+    points = len(data["map"]["mu"]["data"]) + len(data["map"]["labels"]["data"])
+    return {"html": len(snippet.encode()), "weights": weights, "map": points}
+
+
+_TEMPLATE = """\
+<div class="vae-explorer" id="{uid}">
+<style>{css}</style>
+<div class="vx-row">
+  <figure><canvas class="vx-map" width="300" height="300"
+    aria-label="map of the latent space: drag the point"></canvas>
+    <figcaption>The test set's codes, coloured by digit:
+      <span class="vx-legend"></span>. Drag the white point.</figcaption></figure>
+  <figure><canvas class="vx-digit vx-big" width="28" height="28"></canvas>
+    <figcaption class="vx-where"></figcaption>
+    <label>z<sub>1</sub> <input class="vx-z1" type="range" step="0.01" value="0"></label>
+    <label>z<sub>2</sub> <input class="vx-z2" type="range" step="0.01" value="0"></label>
+  </figure>
+</div>
+<div class="vx-row">
+  <figure><canvas class="vx-pad" width="168" height="168"
+    aria-label="draw a digit here"></canvas>
+    <figcaption>Draw a digit here. <button class="vx-clear" type="button">Clear</button>
+    </figcaption></figure>
+  <figure><canvas class="vx-seen vx-small" width="28" height="28"></canvas>
+    <figcaption>what the encoder sees</figcaption></figure>
+  <figure><canvas class="vx-recon vx-small" width="28" height="28"></canvas>
+    <figcaption>decoded from its mean</figcaption>
+    <figcaption class="vx-code"></figcaption></figure>
+</div>
+<noscript><style>#{uid} .vx-row {{ display: none; }}</style>
+  <img alt="decoded points on a 10 x 10 grid of the map, from -{extent} to {extent}"
+  src="data:image/png;base64,{grid}"></noscript>
+<script type="application/json" class="vx-data">{data}</script>
+<script>
+{js}
+VAEExplorer.mount(document.getElementById("{uid}"));
+</script>
+</div>
+"""

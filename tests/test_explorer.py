@@ -1,0 +1,180 @@
+"""The static explorer: its export, and its JavaScript (run in Node) against PyTorch.
+
+The parity tests run ``book/web/explorer.js`` in Node on the exported weights and compare its
+decoder's pixel probabilities and its encoder's mu and log sigma^2 with PyTorch's on the same
+(rounded) weights: within 1e-4, and not within 1e-4 when the export is perturbed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from book import explorer
+from book.conv_vae import ConvConfig, ConvVAE
+
+EXPLORER_JS = Path(explorer.__file__).parent / "web" / "explorer.js"
+TOLERANCE = 1e-4
+
+# Runs the explorer's decoder and encoder on the points and images of a JSON file.
+NODE_SCRIPT = """
+const X = require(process.argv[2]);
+const input = JSON.parse(require("fs").readFileSync(process.argv[3], "utf8"));
+const decode = X.makeDecoder(input.model), encode = X.makeEncoder(input.model);
+const out = {decoded: input.z.map(z => Array.from(decode(z))),
+             encoded: input.x.map(x => encode(Float32Array.from(x))),
+             halves: input.halves.map(X.halfToFloat)};
+if (input.ink) out.mnist = Array.from(X.mnistStyle(Float32Array.from(input.ink), input.side));
+console.log(JSON.stringify(out));
+"""
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory) -> list[str]:
+    """The command that runs the parity script in Node (on CI a missing Node fails)."""
+    path = shutil.which("node")
+    if path is None:
+        if os.environ.get("VAE_BOOK_REQUIRE_BROWSER"):
+            pytest.fail("Node.js is missing (apt-get install nodejs); `make env` needs it too")
+        pytest.skip("Node.js is not installed")
+    script = tmp_path_factory.mktemp("node") / "parity.js"
+    script.write_text(NODE_SCRIPT)
+    return [path, str(script), str(EXPLORER_JS)]
+
+
+def run_js(node: list[str], tmp_path: Path, exported: dict, z: torch.Tensor,
+           x: torch.Tensor, **extra) -> dict:
+    request = {"model": exported, "z": z.tolist(), "x": x.reshape(len(x), -1).tolist(),
+               "halves": [], **extra}
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(request))
+    result = subprocess.run([*node, str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def model() -> ConvVAE:
+    """A 2-D ConvVAE after a few hundred Adam steps on random blobs: weights with the scale
+    and the ReLU sparsity of a trained model, without the data."""
+    torch.manual_seed(0)
+    model = ConvVAE(ConvConfig(z_dim=2))
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    for _ in range(60):
+        x = (torch.rand(32, 1, 28, 28) < 0.2).float()
+        terms = model(x, torch.randn(32, 2))
+        optimizer.zero_grad()
+        (terms.recon + terms.kl).mean().backward()
+        optimizer.step()
+    return model.eval()
+
+
+def points_and_images() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    z = torch.cat([torch.zeros(1, 2), 3 * torch.randn(15, 2, generator=generator)])
+    x = torch.rand(6, 1, 28, 28, generator=generator)
+    x[:3] = (x[:3] < 0.3).float()  # binary images as the model was trained on
+    return z, x
+
+
+@torch.no_grad()
+def max_differences(js: dict, reference: ConvVAE, z: torch.Tensor, x: torch.Tensor):
+    p = torch.sigmoid(reference.decode(z)).reshape(len(z), -1).numpy()
+    mu, logvar = reference.encode(x)
+    return (np.abs(np.array(js["decoded"]) - p).max(),
+            np.abs(np.array([e["mu"] for e in js["encoded"]]) - mu.numpy()).max(),
+            np.abs(np.array([e["logvar"] for e in js["encoded"]]) - logvar.numpy()).max())
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_javascript_decoder_and_encoder_match_pytorch(node, tmp_path, model, dtype):
+    exported = explorer.export_model(model, dtype)
+    reference = explorer.load_exported(exported)
+    z, x = points_and_images()
+    js = run_js(node, tmp_path, exported, z, x)
+    decoded, mu, logvar = max_differences(js, reference, z, x)
+    assert decoded <= TOLERANCE and mu <= TOLERANCE and logvar <= TOLERANCE, (decoded, mu,
+                                                                             logvar)
+    if dtype == "float32":  # no rounding: the JavaScript matches the model itself
+        assert max_differences(js, model, z, x)[0] <= TOLERANCE
+
+
+@pytest.mark.parametrize("name", ["decoder.3.weight", "encoder.2.bias"])
+def test_parity_fails_when_the_exported_weights_are_perturbed(node, tmp_path, model, name):
+    perturbed = {k: v.clone() for k, v in model.state_dict().items()}
+    perturbed[name].view(-1)[::7] += 0.01
+    copy = ConvVAE(model.config)
+    copy.load_state_dict(perturbed)
+    exported = explorer.export_model(copy, "float32")
+    z, x = points_and_images()
+    js = run_js(node, tmp_path, exported, z, x)
+    decoded, mu, logvar = max_differences(js, explorer.load_exported(
+        explorer.export_model(model, "float32")), z, x)
+    assert max(decoded, mu, logvar) > TOLERANCE
+
+
+def test_half_precision_reads_as_numpy_reads_it(node, tmp_path, model):
+    halves = np.arange(0, 2**16, dtype=np.uint32)
+    halves = halves[np.r_[0:2048, 2**15 - 2048:2**15 + 2048, 2**16 - 2048:2**16, 2**16 // 3]]
+    z, x = points_and_images()
+    js = run_js(node, tmp_path, explorer.export_model(model), z[:1], x[:1],
+                halves=halves.tolist())
+    expected = halves.astype(np.uint16).view(np.float16).astype(np.float64)
+    got = np.array([np.nan if v is None else v for v in js["halves"]], dtype=np.float64)
+    # JSON has no inf or NaN: Node writes null for both
+    finite = np.isfinite(expected)
+    np.testing.assert_array_equal(got[finite], expected[finite])
+    assert np.isnan(got[~finite]).all() and (~finite).sum() > 0
+
+
+def test_a_drawing_is_prepared_as_mnist_prepared_its_digits(node, tmp_path, model):
+    side = 168
+    ink = np.zeros((side, side))
+    ink[10:150, 100:114] = 1.0  # a long, off-centre vertical stroke: a "1"
+    z, x = points_and_images()
+    js = run_js(node, tmp_path, explorer.export_model(model), z[:1], x[:1],
+                ink=ink.ravel().tolist(), side=side)
+    image = np.array(js["mnist"]).reshape(28, 28)
+    rows, cols = np.nonzero(image > 0.05)
+    assert rows.max() - rows.min() + 1 <= 20  # its longer side fits 20 pixels
+    mass = image.sum()
+    centre = (np.arange(28) @ image.sum(1) / mass, np.arange(28) @ image.sum(0) / mass)
+    assert np.allclose(centre, 13.5, atol=0.5)  # centred by its centre of mass
+    assert image.max() <= 1.0 and mass == pytest.approx(ink.sum() * (20 / 140) ** 2, rel=0.05)
+
+
+def test_export_round_trip_and_size(model):
+    exported = explorer.export_model(model)
+    rounded = explorer.load_exported(exported)
+    for name, value in model.state_dict().items():
+        expected = value.numpy().astype(np.float16).astype(np.float32)
+        np.testing.assert_array_equal(rounded.state_dict()[name].numpy(), expected)
+    mu = np.random.default_rng(0).standard_normal((1996, 2))
+    snippet = explorer.explorer_html(model, mu, np.arange(1996) % 10)
+    size = explorer.exported_size(snippet)
+    assert size["html"] < 250_000 and size["weights"] < 100_000
+    assert "http" not in snippet.lower().replace("http://www.w3.org", "")  # loads nothing
+
+
+def test_export_refuses_what_the_explorer_cannot_run(model):
+    with pytest.raises(ValueError, match="Bernoulli"):
+        explorer.export_model(ConvVAE(ConvConfig(z_dim=2, likelihood="gaussian")))
+    with pytest.raises(ValueError, match="2-D latent space"):
+        explorer.explorer_html(ConvVAE(ConvConfig(z_dim=8)), np.zeros((5, 8)), np.zeros(5))
+    with pytest.raises(ValueError, match="not an explorer export"):
+        explorer.load_exported({"format": "something else"})
+    with pytest.raises(ValueError, match="dtype"):
+        explorer.export_model(model, "int8")
+
+
+def test_map_extent_covers_the_codes():
+    assert explorer.map_extent(np.zeros((100, 2))) == 3.0
+    wide = np.random.default_rng(0).standard_normal((1000, 2)) * 2
+    extent = explorer.map_extent(wide)
+    assert extent % 0.5 == 0 and np.mean(np.abs(wide) > extent) <= 0.005

@@ -1,0 +1,148 @@
+"""The explorer on the built website, in headless Chromium, with no kernel and no network.
+
+Drags the point on the map, moves a slider and draws a digit, and checks each time that the
+canvas shows what PyTorch computes from the weights the page carries: the decoded digit's
+pixels, and the encoder's mean and log-variance of the drawing. Fails on any console error
+or on any request to a host other than the local server; saves screenshots at 1280 px and at
+phone width.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from book import explorer
+
+pytestmark = pytest.mark.slow
+
+PAGE = "chapters/04_latent_explorer.html"
+API = "document.querySelector('.vae-explorer').vaeExplorer"
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    folder = Path(tmp_path_factory.mktemp("screenshots"))
+    print(f"\nexplorer screenshots in {folder}")
+    return folder
+
+
+def open_page(browser, served, watch, width: int):
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    problems = watch(page)
+    page.goto(f"{served}/{PAGE}", wait_until="networkidle")
+    page.wait_for_function(f"{API} !== undefined", timeout=10_000)
+    return page, problems
+
+
+def digit_pixels(page, canvas: str) -> np.ndarray:
+    """The grey levels (28, 28) on one of the explorer's 28 x 28 canvases."""
+    rgba = page.evaluate(f"""Array.from(document.querySelector('.vae-explorer .vx-{canvas}')
+        .getContext('2d').getImageData(0, 0, 28, 28).data)""")
+    return np.array(rgba).reshape(28, 28, 4)[..., 0]
+
+
+@torch.no_grad()
+def expected_pixels(model, z) -> np.ndarray:
+    p = torch.sigmoid(model.decode(torch.tensor([z], dtype=torch.float32))).reshape(28, 28)
+    return np.round(255 * (1 - p.numpy()))
+
+
+def drag(page, selector: str, points: list[tuple[float, float]]) -> None:
+    """Press at the first point (fractions of the element's box), move through the rest."""
+    box = page.locator(f".vae-explorer {selector}").bounding_box()
+    at = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for point in at[1:]:
+        page.mouse.move(*point, steps=8)
+    page.mouse.up()
+
+
+@pytest.fixture(scope="module")
+def page_model(site):
+    """The PyTorch model made from the weights the built page carries."""
+    html = (site / PAGE).read_text()
+    data = json.loads(html.split('class="vx-data">', 1)[1].split("</script>", 1)[0])
+    return explorer.load_exported(data["model"]), data
+
+
+def test_the_explorer_decodes_drags_and_slider_moves_as_pytorch_does(
+        site, served, browser, watch, page_model, screenshots):
+    model, data = page_model
+    page, problems = open_page(browser, served, watch, 1280)
+    page.locator(".vae-explorer").scroll_into_view_if_needed()
+    start = digit_pixels(page, "digit")
+    np.testing.assert_allclose(start, expected_pixels(model, [0, 0]), atol=1)
+
+    drag(page, ".vx-map", [(0.5, 0.5), (0.7, 0.4), (0.8, 0.25)])  # up and to the right
+    z = page.evaluate(f"{API}.state.z")
+    extent = data["map"]["extent"]
+    assert z[0] == pytest.approx(0.6 * extent, abs=0.05 * extent)
+    assert z[1] == pytest.approx(0.5 * extent, abs=0.05 * extent)
+    dragged = digit_pixels(page, "digit")
+    assert np.abs(dragged - start).max() > 50  # the canvas changed ...
+    np.testing.assert_allclose(dragged, expected_pixels(model, z), atol=1)  # ... to this
+
+    slider = page.locator(".vae-explorer .vx-z1")
+    slider.focus()
+    for _ in range(30):
+        page.keyboard.press("ArrowLeft")  # 30 steps of 0.01
+    moved = page.evaluate(f"{API}.state.z")
+    assert moved[0] == pytest.approx(z[0] - 0.3, abs=0.011) and moved[1] == z[1]
+    np.testing.assert_allclose(digit_pixels(page, "digit"), expected_pixels(model, moved), atol=1)
+
+    # a "7": a stroke along the top, then down to the bottom left
+    drag(page, ".vx-pad", [(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)])
+    state = page.evaluate(f"({{drawn: Array.from({API}.state.drawn), "
+                          f"encoded: {API}.state.encoded}})")
+    drawn = torch.tensor(state["drawn"], dtype=torch.float32).reshape(1, 1, 28, 28)
+    assert drawn.sum() > 20  # the drawing reached the encoder ...
+    with torch.no_grad():
+        mu, logvar = model.encode(drawn)
+    np.testing.assert_allclose(state["encoded"]["mu"], mu[0].numpy(), atol=1e-4)
+    np.testing.assert_allclose(state["encoded"]["logvar"], logvar[0].numpy(), atol=1e-4)
+    np.testing.assert_allclose(digit_pixels(page, "seen"),
+                               np.round(255 * (1 - drawn.reshape(28, 28).numpy())), atol=1)
+    np.testing.assert_allclose(digit_pixels(page, "recon"),
+                               expected_pixels(model, state["encoded"]["mu"]), atol=1)
+    assert "mean (" in page.locator(".vae-explorer .vx-code").inner_text()
+
+    page.locator(".vae-explorer").screenshot(path=str(screenshots / "explorer_1280.png"))
+    page.close()
+    assert not problems, problems
+
+
+def test_the_explorer_fits_a_phone(site, served, browser, watch, screenshots):
+    page, problems = open_page(browser, served, watch, 390)
+    overflow = page.evaluate("""(() => {
+        const box = document.querySelector('.vae-explorer');
+        return box.scrollWidth - box.clientWidth; })()""")
+    page.locator(".vae-explorer").screenshot(path=str(screenshots / "explorer_390.png"))
+    page.close()
+    assert overflow <= 1, f"the explorer is {overflow} px wider than the page on a phone"
+    assert not problems, problems
+
+
+def test_readers_without_javascript_see_a_grid_of_decoded_points(site, served, browser):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{served}/{PAGE}", wait_until="load")
+    image = page.locator(".vae-explorer noscript img")
+    image.wait_for(state="visible", timeout=5_000)
+    box = image.bounding_box()
+    hidden = page.locator(".vae-explorer .vx-row").first.is_hidden()
+    context.close()
+    assert box["width"] == pytest.approx(289, abs=1)  # 10 x 10 digits of 28 px, 1 px apart
+    assert hidden  # no blank canvases where nothing will draw
+
+
+def test_the_live_widgets_show_a_snapshot_on_the_website(site):
+    html = (site / PAGE).read_text()
+    from book.widgets import LIVE_NOTE
+
+    assert html.count(LIVE_NOTE) == 4  # sliders, map, interpolation, traversal
+    assert html.count('class="vae-widget-snapshot"') == 4
