@@ -1,6 +1,6 @@
 """The static latent-space explorer: a trained 2-D ConvVAE exported for the browser.
 
-``export_model`` writes the model's weights compactly (float16, base64: about 60 kB for the
+``export_model`` writes the model's weights compactly (float16, base64: 75 kB for the
 book's 2-D model) and ``load_exported`` reads them back into PyTorch, so that tests compare
 the browser's decoder with PyTorch's on the same numbers. ``explorer_html`` puts the export,
 the encoded test set and ``book/web/explorer.js`` into one self-contained HTML snippet: a
