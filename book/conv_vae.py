@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -127,6 +128,20 @@ class ConvVAE(nn.Module):
             raise ValueError(f"a ConvVAE takes float images, got {x.dtype}: "
                              "book.data.observe(images, likelihood, generator) makes them")
         return x
+
+
+@torch.no_grad()
+def decode_probabilities(model: nn.Module, z: np.ndarray) -> np.ndarray:
+    """Pixel probabilities (n, 28, 28) of a Bernoulli decoder at codes z (n, d), as NumPy.
+
+    For figures and widgets: z goes to the model's device, and the model's mode is restored.
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    logits = model.decode(torch.as_tensor(np.atleast_2d(z), dtype=torch.float32, device=device))
+    model.train(was_training)
+    return torch.sigmoid(logits).reshape(-1, SIDE, SIDE).cpu().numpy()
 
 
 def bits_per_dimension(nats_per_image: float, dims: int = SIDE * SIDE) -> float:

@@ -19,7 +19,7 @@ from importlib import resources
 import numpy as np
 import torch
 
-from book.conv_vae import LOGVAR_BOUND, ConvConfig, ConvVAE
+from book.conv_vae import LOGVAR_BOUND, ConvConfig, ConvVAE, decode_probabilities
 from book.plots import image_grid
 from book.png import grey_levels, png_bytes
 
@@ -69,14 +69,12 @@ def map_extent(mu: np.ndarray) -> float:
     return max(3.0, math.ceil(2 * float(np.quantile(np.abs(mu), 0.995))) / 2)
 
 
-@torch.no_grad()
 def decoded_grid(model: ConvVAE, extent: float, n: int = 10) -> np.ndarray:
     """Pixel probabilities of the decoded points of an n x n grid over the map, z_2 rising
     upward, as one picture (what readers without JavaScript see)."""
     values = np.linspace(-extent, extent, n + 2)[1:-1]
-    z = torch.tensor([[z1, z2] for z2 in values[::-1] for z1 in values], dtype=torch.float32)
-    model = model.cpu().eval()
-    return image_grid(torch.sigmoid(model.decode(z)).numpy(), n, n)
+    z = np.array([[z1, z2] for z2 in values[::-1] for z1 in values])
+    return image_grid(decode_probabilities(model, z), n, n)
 
 
 def explorer_html(model: ConvVAE, test_mu: np.ndarray, test_labels: np.ndarray,

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from book.gaussian import kl_to_standard_normal
+from book.gaussian import gaussian_log_density, kl_to_standard_normal
+from book.iwae import log_mean_exp
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2015)
 
@@ -51,15 +52,15 @@ def interpolate(z_a: np.ndarray, z_b: np.ndarray, t: np.ndarray | float,
     """
     z_a, z_b = np.asarray(z_a, dtype=np.float64), np.asarray(z_b, dtype=np.float64)
     t = np.atleast_1d(np.asarray(t, dtype=np.float64))[:, None]
-    if kind == "linear":
-        return (1 - t) * z_a + t * z_b
-    if kind != "spherical":
+    if kind not in ("linear", "spherical"):
         raise ValueError(f"kind must be 'linear' or 'spherical', got {kind!r}")
+    line = (1 - t) * z_a + t * z_b
+    if kind == "linear":
+        return line
     norm_a, norm_b = np.linalg.norm(z_a), np.linalg.norm(z_b)
-    cos = np.clip(z_a @ z_b / (norm_a * norm_b), -1.0, 1.0)
-    angle = np.arccos(cos)
+    angle = np.arccos(np.clip(z_a @ z_b / (norm_a * norm_b), -1.0, 1.0))
     if angle < 1e-6:  # (nearly) the same direction: the arc is the line
-        return (1 - t) * z_a + t * z_b
+        return line
     unit_a, unit_b = z_a / norm_a, z_b / norm_b
     direction = (np.sin((1 - t) * angle) * unit_a + np.sin(t * angle) * unit_b) / np.sin(angle)
     return direction * ((1 - t) * norm_a + t * norm_b)
@@ -85,8 +86,5 @@ def aggregate_log_density(mu: np.ndarray, logvar: np.ndarray, z: np.ndarray,
     out = np.empty(len(z))
     for start in range(0, len(z), chunk):
         part = z[start:start + chunk, None, :]  # (m, 1, d) against (N, d)
-        log_q = -0.5 * np.sum(np.log(2 * np.pi) + logvar + (part - mu) ** 2 / np.exp(logvar),
-                              axis=-1)  # (m, N)
-        peak = log_q.max(axis=1, keepdims=True)
-        out[start:start + chunk] = (peak[:, 0] + np.log(np.mean(np.exp(log_q - peak), axis=1)))
+        out[start:start + chunk] = log_mean_exp(gaussian_log_density(part, mu, logvar), axis=1)
     return out

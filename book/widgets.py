@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 import ipywidgets as widgets
 import numpy as np
-import torch
 
+from book.conv_vae import decode_probabilities
 from book.latent import interpolate, traversal_codes
 from book.plots import image_grid
 from book.png import grey_levels, png_bytes
@@ -30,17 +30,6 @@ LIVE_NOTE = ("A live widget stands here when this notebook runs in Jupyter or Co
 TAB10 = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40],
                   [148, 103, 189], [140, 86, 75], [227, 119, 194], [127, 127, 127],
                   [188, 189, 34], [23, 190, 207]], dtype=np.uint8)
-
-
-@torch.no_grad()
-def decode_probabilities(model: Any, z: np.ndarray) -> np.ndarray:
-    """Pixel probabilities (n, 28, 28) of the Bernoulli decoder at codes z (n, d)."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    logits = model.decode(torch.as_tensor(np.atleast_2d(z), dtype=torch.float32, device=device))
-    model.train(was_training)
-    return torch.sigmoid(logits).reshape(-1, 28, 28).cpu().numpy()
 
 
 def digit_png(model: Any, z: np.ndarray) -> bytes:

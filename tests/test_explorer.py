@@ -178,3 +178,12 @@ def test_map_extent_covers_the_codes():
     wide = np.random.default_rng(0).standard_normal((1000, 2)) * 2
     extent = explorer.map_extent(wide)
     assert extent % 0.5 == 0 and np.mean(np.abs(wide) > extent) <= 0.005
+
+
+def test_the_static_grid_leaves_the_model_as_it_was(model):
+    fresh = ConvVAE(ConvConfig(z_dim=2)).train()
+    grid = explorer.decoded_grid(fresh, 3.0, n=4)
+    assert fresh.training  # its mode is restored (a figure must not switch a model to eval)
+    with torch.no_grad():
+        corner = torch.sigmoid(fresh.eval().decode(torch.tensor([[-1.8, 1.8]]))).reshape(28, 28)
+    np.testing.assert_allclose(grid[:28, :28], corner.numpy(), atol=1e-6)  # top left: z_2 up
