@@ -29,7 +29,7 @@ figures: env
 	$(BIN)/python -m figures
 
 bench: env
-	$(BIN)/python -m book.bench numpy
+	$(BIN)/python -m book.bench
 
 clean:
 	rm -rf _build

@@ -1,28 +1,111 @@
-"""Benchmarks of the book's models: ``python -m book.bench <subcommand>``.
+"""Every measurement the book reports, in one command: ``python -m book.bench``.
 
-``conv``: the conv-VAE of ``book.conv_vae`` against the MLP VAE of pytorch/examples, trained
-for the same wall-clock time on the same binarised digits, then scored by their test negative
-ELBO and IWAE estimate of -log p(x).
+It states the machine and the data, runs every row below, printing each one's details as it
+finishes, and ends with one summary table (the one the README quotes). ``--quick`` runs every
+row on a tiny budget, a smoke test of seconds whose numbers are not results; ``--seconds``,
+``--k`` and ``--n-test`` set the models' budget. Each row also runs alone, as a subcommand
+(``python -m book.bench numpy``, and so on), with ``--quick`` too.
 
-``explorer``: the static latent-space explorer (``book.explorer``) in headless Chromium: the
-time of one decode of the 2-D conv-VAE in JavaScript, and of one whole update as a drag makes
-it (decode, draw the digit, redraw the map), over many random points.
+1. ``numpy``: training throughput of the NumPy VAE (``book.numpy_vae``) against the identical
+   model in PyTorch (``book.torch_mlp_vae``) on the CPU, in images per second of full training
+   steps (noise, forward, backward, Adam). Both run on the same batch with the same
+   architecture and start from the same weights; the timed blocks alternate between the two,
+   so that a change in the machine's load during the run hits both, and the median over the
+   repeats is reported.
 
-``numpy``: training throughput of the NumPy VAE (``book.numpy_vae``) against the identical
-model in PyTorch (``book.torch_mlp_vae``) on the CPU, in images per second of full training
-steps (noise, forward, backward, Adam). Both run on the same batch with the same architecture
-and start from the same weights; the timed blocks alternate between the two, so that a change
-in the machine's load during the run hits both, and the median over the repeats is reported.
+2. and 3. ``conv``: the conv-VAE (``book.conv_vae``), the MLP VAE of pytorch/examples and
+   chapter 2's MLP VAE (the NumPy model, in PyTorch), each trained for the same wall-clock time
+   by the book's one loop (``book.train``) on dynamically binarised digits, then scored on one
+   fixed binarised draw of the test set: the test negative ELBO and the IWAE estimate of
+   -log p(x) with K samples (``book.iwae``). The conv-VAE and pytorch/examples' MLP are also
+   compared image by image (a paired difference). Beside them, a mixture of 100 Bernoullis
+   fitted by EM (``book.mixture``) on one binarised draw of the training set, whose -log p(x)
+   on the same test draw is exact.
+
+4. ``chapters``: the time to execute each chapter of ``_toc.yml`` in a fresh kernel at its
+   default budget (``QUICK = False``; ``QUICK = True`` with ``--quick``), kernel start included.
+   It needs the repository (not only the installed package) and papermill.
+
+5. ``explorer``: the static latent-space explorer (``book.explorer``) in headless Chromium: the
+   time of one decode of the 2-D conv-VAE in JavaScript, and of one whole update as a drag makes
+   it (decode, draw the digit, redraw the map), over many random points.
+
+The one command checks what rows 4 and 5 need (the repository, papermill, Chromium) before the
+first row, so that a missing piece fails at once rather than half an hour in.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
+import math
 import os
 import statistics
+import sys
+import tempfile
 import time
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository, when run from a clone
+
+# Each row's budget: the book's (the numbers the README reports) and a smoke test's.
+FULL = {
+    "numpy": {"batch_size": 100, "hidden": 512, "z_dim": 32, "steps": 50, "repeats": 7,
+              "warmup": 10},
+    "models": {"seconds": 240.0, "k": 500, "n_test": None, "mixture_iterations": 50},
+    "explorer": {"updates": 1000, "epochs": 3},
+}
+QUICK = {
+    "numpy": {**FULL["numpy"], "steps": 3, "repeats": 1, "warmup": 1},
+    "models": {"seconds": 2.0, "k": 5, "n_test": 100, "mixture_iterations": 3},
+    "explorer": {"updates": 20, "epochs": 1},
+}
+# The book's target for executing every chapter at its default budget on a 2-core CPU.
+CHAPTERS_BUDGET_S = 15 * 60
+LABEL = 34  # width of the summary table's first column: every line stays within 96
+
+
+# --- the machine ----------------------------------------------------------------------------
+
+
+def machine() -> list[str]:
+    """Lines that say where the numbers come from: CPUs, PyTorch, device, data, date."""
+    import torch
+
+    from book import data, train
+
+    device = train.default_device()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "no CUDA"
+    lines = [f"machine: {os.cpu_count()} CPUs, PyTorch {torch.__version__} on "
+             f"{torch.get_num_threads()} threads, device {device} ({name})"]
+    try:  # never a download here: the numpy row needs no data
+        counts = {split: len(data.load_dataset("mnist", split, download=False,
+                                               verbose=False)[0])
+                  for split in ("train", "test")}
+    except data.DatasetError:
+        lines.append("data: no MNIST yet (a row that needs it downloads it)")
+    else:
+        full = data.DATASETS["mnist"]["counts"]
+        subset = (f" (a subset of {full['train']:,} / {full['test']:,})"
+                  if counts != full else "")
+        lines.append(f"data: MNIST, {counts['train']:,} train / {counts['test']:,} test "
+                     f"images{subset}")
+    return lines + [f"data folder: {data.data_dir() / 'mnist'}",
+                    f"date: {datetime.date.today().isoformat()}"]
+
+
+def _mnist(n_test: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The training images and the first ``n_test`` test images (the header said which)."""
+    from book.data import load_dataset
+
+    train_images, _ = load_dataset("mnist", "train", verbose=False)
+    test_images, _ = load_dataset("mnist", "test", verbose=False)
+    return train_images, test_images[:n_test]
+
+
+# --- 1. NumPy vs PyTorch --------------------------------------------------------------------
 
 
 def throughput(step: Callable[[], object], images_per_step: int, steps: int,
@@ -76,106 +159,237 @@ def bench_numpy(batch_size: int = 100, hidden: int = 512, z_dim: int = 32, steps
     return {"numpy": numpy_rate, "torch": torch_rate, "ratio": numpy_rate / torch_rate}
 
 
-def _numpy_command(args: argparse.Namespace) -> None:
+def print_numpy(result: dict[str, float], settings: dict[str, Any]) -> None:
+    """Row 1's details: the set-up, the threads, each library's rate and the ratio."""
     import torch
 
-    print(f"MLP VAE 784-{args.hidden}-{args.z_dim} (tanh, Bernoulli output), "
-          f"batch {args.batch_size}, float32, Adam; "
-          f"{args.repeats} repeats of {args.steps} steps after {args.warmup} warm-up steps")
+    print(f"MLP VAE 784-{settings['hidden']}-{settings['z_dim']} (tanh, Bernoulli output), "
+          f"batch {settings['batch_size']}, float32, Adam;\n"
+          f"{_count(settings['repeats'], 'repeat')} of {_count(settings['steps'], 'step')} "
+          f"after {_count(settings['warmup'], 'warm-up step')}")
     blas_threads = (os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
                     or "default (all cores)")
     print(f"threads: PyTorch {torch.get_num_threads()}, NumPy's BLAS {blas_threads}; "
           f"{os.cpu_count()} CPUs")
-    result = bench_numpy(args.batch_size, args.hidden, args.z_dim, args.steps, args.repeats,
-                         args.warmup)
     for name in ("numpy", "torch"):
         rate = result[name]
         print(f"{name:>6}: {rate:9,.0f} images/s  "
-              f"({1e3 * args.batch_size / rate:.2f} ms per step, median)")
+              f"({1e3 * settings['batch_size'] / rate:.2f} ms per step, median)")
     print(f" ratio: NumPy / PyTorch = {result['ratio']:.2f}")
 
 
-# The book's conv-VAE recipe for the benchmark (the chapter trains the same): what mattered is
-# in the conv-VAE chapter. The MLP follows pytorch/examples: Adam 1e-3, batch 128.
+# --- 2. and 3. the models at equal wall-clock time, and their IWAE NLL ----------------------
+
+# The book's conv-VAE recipe (the chapter trains the same): what mattered is in the conv-VAE
+# chapter. The MLP follows pytorch/examples: Adam 1e-3, batch 128. Chapter 2 trains its MLP
+# (the NumPy VAE) with Adam 1e-3 on batches of 100.
 CONV_RECIPE = {"batch_size": 64, "lr": 2e-3}
 MLP_RECIPE = {"batch_size": 128, "lr": 1e-3}
+CHAPTER_2_RECIPE = {"batch_size": 100, "lr": 1e-3}
+# The mixture as chapter 5 fits it: 100 prototypes, add-a smoothing of each pixel with the a
+# the chapter picks on held-out training images (0.1 of 0.01, 0.1 and 1 on the offline subset).
+MIXTURE_RECIPE = {"k": 100, "smoothing": 0.1}
+
+CONV, MLP, CHAPTER_2, MIXTURE = ("conv-VAE", "MLP (pytorch/examples)", "MLP (chapter 2)",
+                                 "Bernoulli mixture")
 
 
-def bench_conv(seconds: float = 240.0, k: int = 500, seed: int = 0,
-               n_test: int | None = None) -> dict[str, dict[str, float]]:
-    """Train the conv-VAE and pytorch/examples' MLP VAE for the same wall-clock time.
+def _vaes() -> dict[str, tuple[Callable[[], Any], dict[str, float]]]:
+    """The VAEs compared: name -> (a function that builds the model, its training recipe)."""
+    from book.conv_vae import ConvVAE
+    from book.numpy_vae import Architecture
+    from book.torch_mlp_vae import PYTORCH_EXAMPLES, TorchVAE
 
-    Both on the same binarised MNIST (dynamic binarisation for training, one fixed draw of the
-    test set), through the book's one training loop; then each one's test negative ELBO and
-    IWAE estimate of -log p(x) with ``k`` samples.
+    return {CONV: (ConvVAE, CONV_RECIPE),
+            MLP: (lambda: TorchVAE(PYTORCH_EXAMPLES), MLP_RECIPE),
+            CHAPTER_2: (lambda: TorchVAE(Architecture()), CHAPTER_2_RECIPE)}
+
+
+def train_and_score(model: Any, recipe: dict[str, float], train_images: np.ndarray,
+                    test_images: np.ndarray, seconds: float, k: int,
+                    seed: int = 0) -> dict[str, Any]:
+    """Train ``model`` for ``seconds`` with the book's loop, then score it on the test draw.
+
+    Returns its throughput, epochs, test negative ELBO, the IWAE estimate of -log p(x) with
+    ``k`` samples and its standard error over the images, its parameter count, and the
+    per-image bound ``log_px`` (for paired differences).
     """
     import torch
 
     from book import iwae, train
-    from book.conv_vae import ConvVAE
-    from book.data import load_dataset
-    from book.torch_mlp_vae import PYTORCH_EXAMPLES, TorchVAE
+    from book.checks import mean_and_standard_error
 
-    train_images, _ = load_dataset("mnist", "train")
-    test_images, _ = load_dataset("mnist", "test")
-    test_images = test_images[:n_test]
     device = train.default_device()
-    results = {}
-    for name, build, recipe in (("conv-VAE", ConvVAE, CONV_RECIPE),
-                                ("MLP (pytorch/examples)",
-                                 lambda: TorchVAE(PYTORCH_EXAMPLES), MLP_RECIPE)):
-        torch.manual_seed(seed)
-        model = build()
-        history = train.train(model, train_images, test_images, seconds=seconds,
-                              seed=seed, device=device, progress=False,
-                              eval_every=10**9, **recipe)
-        x_test = train.observe_test_set(model, torch.as_tensor(test_images).to(device))
-        model.eval()
-        nll, se = iwae.iwae_estimate(model, x_test, k, seed=seed)
-        results[name] = {
-            "images/s": history.images[-1] / history.seconds[-1],
+    torch.manual_seed(seed)
+    history = train.train(model, train_images, test_images, seconds=seconds, seed=seed,
+                          device=device, progress=False, eval_every=10**9, **recipe)
+    x_test = train.observe_test_set(model, torch.as_tensor(test_images).to(device))
+    model.eval()
+    log_px = iwae.iwae_bound(model, x_test, k, seed=seed)
+    log_p, se = mean_and_standard_error(log_px) if len(log_px) > 1 else (log_px[0], math.nan)
+    return {"images/s": history.images[-1] / history.seconds[-1],
             "epochs": history.images[-1] / len(train_images),
             "seconds": history.seconds[-1], "neg_elbo": history.test[-1].neg_elbo,
-            "iwae_nll": -nll, "iwae_se": se,
-            "parameters": sum(p.numel() for p in model.parameters())}
+            "iwae_nll": -float(log_p), "iwae_se": float(se),
+            "parameters": sum(p.numel() for p in model.parameters()), "log_px": log_px}
+
+
+def bench_mixture(train_images: np.ndarray, test_images: np.ndarray, iterations: int = 50,
+                  seed: int = 0) -> dict[str, Any]:
+    """Fit the Bernoulli mixture by EM to one binarised draw of the training set; score it.
+
+    Its -log p(x) on the test draw is exact. The entries match ``train_and_score``'s: an EM
+    iteration is one pass over the data (an "epoch"), and the negative ELBO equals the NLL,
+    since the E-step's q is the exact posterior.
+    """
+    from book import train
+    from book.checks import mean_and_standard_error
+    from book.mixture import fit_mixture
+
+    import torch
+
+    from book import data
+
+    draw = data.observe(torch.as_tensor(train_images), "binary",
+                        torch.Generator().manual_seed(seed))
+    x_train = draw.flatten(1).double().numpy()
+    start = time.perf_counter()
+    mixture, _ = fit_mixture(x_train, MIXTURE_RECIPE["k"], iterations=iterations,
+                             smoothing=MIXTURE_RECIPE["smoothing"], seed=seed, progress=False)
+    seconds = time.perf_counter() - start
+    x_test = train.fixed_observations(test_images, "binary").flatten(1).double().numpy()
+    log_px = mixture.log_likelihood(x_test)
+    log_p, se = mean_and_standard_error(log_px) if len(log_px) > 1 else (log_px[0], math.nan)
+    return {"images/s": iterations * len(x_train) / seconds, "epochs": float(iterations),
+            "seconds": seconds, "neg_elbo": -float(log_p), "iwae_nll": -float(log_p),
+            "iwae_se": float(se), "parameters": mixture.parameters, "log_px": log_px}
+
+
+def bench_models(seconds: float = 240.0, k: int = 500, n_test: int | None = None,
+                 seed: int = 0, mixture_iterations: int = 50) -> dict[str, dict[str, Any]]:
+    """The three VAEs, each trained for ``seconds`` of wall-clock, and the Bernoulli mixture.
+
+    All on the same binarised MNIST (dynamic binarisation for the VAEs' training, one fixed
+    draw of the first ``n_test`` test images for every score); see ``train_and_score``.
+    """
+    train_images, test_images = _mnist(n_test)
+    results = {name: train_and_score(build(), recipe, train_images, test_images, seconds, k,
+                                     seed)
+               for name, (build, recipe) in _vaes().items()}
+    results[MIXTURE] = bench_mixture(train_images, test_images, mixture_iterations, seed)
     return results
 
 
-def _conv_command(args: argparse.Namespace) -> None:
-    import torch
+def paired_difference(results: dict[str, dict[str, Any]], a: str,
+                      b: str) -> tuple[float, float]:
+    """The mean of -log p_a(x) - (-log p_b(x)) over the test images, and its standard error.
 
-    print(f"conv-VAE vs pytorch/examples' MLP VAE, {args.seconds:.0f} s of training each; "
-          f"IWAE with K = {args.k}")
-    print(f"threads: PyTorch {torch.get_num_threads()}; {os.cpu_count()} CPUs")
-    results = bench_conv(args.seconds, args.k, n_test=args.n_test)
-    print(f"{'model':<24}{'params':>9}{'images/s':>10}{'epochs':>8}{'-ELBO':>8}"
-          f"{'IWAE NLL':>16}")
+    Per image, on the same images: what makes one image harder than another for both models
+    cancels, so the error bar is far smaller than that of either mean.
+    """
+    from book.checks import mean_and_standard_error
+
+    mean, se = mean_and_standard_error(results[b]["log_px"] - results[a]["log_px"])
+    return float(mean), float(se)
+
+
+def print_models(results: dict[str, dict[str, Any]], settings: dict[str, Any]) -> None:
+    """Rows 2 and 3's details: one line per model, then the paired difference."""
+    print(f"{'model':<24}{'params':>9}{'seconds':>8}{'images/s':>9}{'epochs':>7}"
+          f"{'-ELBO':>8}{'NLL':>17}")
     for name, r in results.items():
-        print(f"{name:<24}{r['parameters']:>9,}{r['images/s']:>10,.0f}{r['epochs']:>8.1f}"
-              f"{r['neg_elbo']:>8.2f}{r['iwae_nll']:>9.2f} ± {r['iwae_se']:.2f}")
-    conv, mlp = results.values()
-    print(f"difference (MLP - conv): -ELBO {mlp['neg_elbo'] - conv['neg_elbo']:+.2f} nats, "
-          f"IWAE NLL {mlp['iwae_nll'] - conv['iwae_nll']:+.2f} nats per image")
+        how = "exact" if name == MIXTURE else f"K={settings['k']}"
+        print(f"{name:<24}{r['parameters']:>9,}{r['seconds']:>8.1f}{r['images/s']:>9,.0f}"
+              f"{r['epochs']:>7.1f}{r['neg_elbo']:>8.2f}{r['iwae_nll']:>9.2f} ± "
+              f"{r['iwae_se']:.2f} {how}")
+    difference, se = paired_difference(results, MLP, CONV)
+    print(f"NLL: IWAE with K = {settings['k']} for the VAEs, exact for the mixture "
+          "(its epochs: EM iterations)")
+    print(f"paired difference, MLP (pytorch/examples) - conv-VAE: IWAE NLL "
+          f"{difference:+.2f} ± {se:.2f} nats per image")
 
 
-def bench_explorer(updates: int = 1000, epochs: int = 3) -> dict[str, np.ndarray]:
+# --- 4. the chapters ------------------------------------------------------------------------
+
+
+def chapter_notebooks(root: Path = ROOT) -> list[Path]:
+    """The notebook chapters of ``root/_toc.yml``, in its order, read by ``tools.chapters``
+    (the repository's tooling, importable from a clone: the package alone has no chapters)."""
+    if not (root / "_toc.yml").is_file() or not (root / "tools" / "chapters.py").is_file():
+        raise FileNotFoundError(
+            f"no _toc.yml and tools/ in {root}: timing the chapters needs a clone of the "
+            "book's repository (this package may have been installed without it)")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from tools.chapters import chapter_notebooks as listed
+
+    notebooks = listed(root)
+    if not notebooks:
+        raise FileNotFoundError(f"{root / '_toc.yml'} lists no notebook chapter")
+    return notebooks
+
+
+def _papermill() -> Any:
+    """The papermill module, or a clear error: a development dependency, not the package's."""
+    try:
+        import papermill
+    except ImportError as error:
+        raise ImportError("timing the chapters needs papermill, a development dependency: "
+                          "pip install -r requirements.txt") from error
+    return papermill
+
+
+def bench_chapters(quick: bool = False, root: Path = ROOT,
+                   report: Callable[[str, float], object] = lambda name, s: None,
+                   ) -> dict[str, float]:
+    """Seconds to execute each chapter in a fresh kernel, ``{chapter stem: seconds}``.
+
+    Each runs as the tests run it (papermill, kernel python3, in its own folder) with
+    ``QUICK = quick``, into a temporary file: the chapters stay as committed. ``report`` is
+    called with each chapter's name and time as it finishes. A failing chapter raises, named.
+    """
+    papermill = _papermill()
+    notebooks = chapter_notebooks(root)
+    times = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for notebook in notebooks:
+            start = time.perf_counter()
+            try:
+                papermill.execute_notebook(
+                    str(notebook), str(Path(folder) / notebook.name),
+                    parameters={"QUICK": quick}, cwd=str(notebook.parent),
+                    kernel_name="python3", progress_bar=False, log_output=False)
+            except Exception as error:
+                raise RuntimeError(f"chapter {notebook.stem} failed (QUICK = {quick}): "
+                                   f"{error}") from error
+            times[notebook.stem] = time.perf_counter() - start
+            report(notebook.stem, times[notebook.stem])
+    return times
+
+
+def print_chapter(name: str, seconds: float) -> None:
+    """Row 4's detail: one chapter's time, printed as soon as it is known."""
+    print(f"{name:<34}{seconds:6.0f} s", flush=True)
+
+
+# --- 5. the explorer in the browser ---------------------------------------------------------
+
+
+def bench_explorer(updates: int = 1000, epochs: int = 3) -> dict[str, Any]:
     """Milliseconds per decode and per update of the explorer in headless Chromium.
 
     The 2-D conv-VAE is trained for ``epochs`` on the offline data first (a trained decoder
     has the ReLU sparsity the JavaScript exploits; its speed does not depend on the training
     otherwise), exported as the chapter exports it, and opened as a local file.
     """
-    import tempfile
-    from pathlib import Path
-
     import torch
 
     from book import browser, explorer, train
     from book.conv_vae import ConvConfig, ConvVAE
     from book.data import load_dataset
 
-    train_images, _ = load_dataset("mnist", "train")
-    test_images, test_labels = load_dataset("mnist", "test")
+    train_images, _ = load_dataset("mnist", "train", verbose=False)
+    test_images, test_labels = load_dataset("mnist", "test", verbose=False)
     model = ConvVAE(ConvConfig(z_dim=2))
     train.train(model, train_images, test_images, epochs=epochs, batch_size=64, lr=2e-3,
                 device="cpu", progress=False)
@@ -205,9 +419,10 @@ def _tick(times: np.ndarray) -> float:
     return float(np.min(np.diff(np.unique(np.round(times, 4)))))
 
 
-def _explorer_command(args: argparse.Namespace) -> None:
-    print(f"the explorer's 2-D conv-VAE in headless Chromium, {args.updates} random points")
-    r = bench_explorer(args.updates, args.epochs)
+def print_explorer(r: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Row 5's details: the export's size, the median and 95th percentile of both times."""
+    print(f"the explorer's 2-D conv-VAE ({_count(settings['epochs'], 'epoch')}) in headless "
+          f"Chromium, {settings['updates']} random points")
     print(f"page snippet {r['html_kB']:.0f} kB, of which weights {r['weights_kB']:.0f} kB "
           "(float16, base64)")
     print(f"{'ms per':<30}{'median':>8}{'95th pct':>10}")
@@ -218,34 +433,191 @@ def _explorer_command(args: argparse.Namespace) -> None:
           f"(the browser's clock here ticks in {_tick(r['update']):.3f} ms)")
 
 
+# --- the summary table ----------------------------------------------------------------------
+
+
+def summary(results: dict[str, Any], settings: dict[str, dict[str, Any]],
+            quick: bool = False) -> list[str]:
+    """The table of every row's headline number, one line each, as the README quotes it.
+
+    ``results`` holds the rows that ran ("numpy", "models", "chapters", "explorer").
+    """
+    lines = [f"{'row':<{LABEL}}result"]
+
+    def add(label: str, text: str) -> None:
+        lines.append(f"{label:<{LABEL}}{text}")
+
+    if "numpy" in results:
+        r = results["numpy"]
+        add("NumPy / PyTorch throughput",
+            f"{r['numpy']:,.0f} vs {r['torch']:,.0f} images/s: ratio {r['ratio']:.2f}")
+    if "models" in results:
+        r, m = results["models"], settings["models"]
+        difference, se = paired_difference(r, MLP, CONV)
+        add(f"conv-VAE vs MLP, {m['seconds']:g} s each",
+            f"IWAE NLL {r[CONV]['iwae_nll']:.2f} vs {r[MLP]['iwae_nll']:.2f}: "
+            f"MLP - conv {difference:+.2f} ± {se:.2f} (paired)")
+        for name, model in r.items():
+            how = (f"exact; EM {model['seconds']:.1f} s, {model['parameters']:,} parameters"
+                   if name == MIXTURE else f"IWAE, K = {m['k']}; -ELBO {model['neg_elbo']:.2f}")
+            add(f"NLL, {name}",
+                f"{model['iwae_nll']:.2f} ± {model['iwae_se']:.2f} nats ({how})")
+    if "chapters" in results:
+        times = results["chapters"]
+        for name, seconds in times.items():
+            add(f"chapter {name}", f"{seconds:.0f} s")
+        total = sum(times.values())
+        budget = ("QUICK = True" if quick
+                  else f"budget {CHAPTERS_BUDGET_S / 60:.0f} min")
+        add("all chapters", f"{total:.0f} s = {total / 60:.1f} min ({budget})")
+    if "explorer" in results:
+        r = results["explorer"]
+        for name in ("decode", "update"):
+            add(f"explorer {name}, median (p95)",
+                f"{np.median(r[name]):.2f} ms ({np.quantile(r[name], 0.95):.2f})")
+    return lines
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace, row: str) -> dict[str, Any]:
+    """A row's budget: the full or the quick one, with the options given on the command line."""
+    settings = dict((QUICK if args.quick else FULL)[row])
+    for name in settings:
+        if getattr(args, name, None) is not None:
+            settings[name] = getattr(args, name)
+    return settings
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 step', '3 steps'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _section(title: str) -> None:
+    """A row's heading in the output (the test finds the summary by its heading)."""
+    print(f"\n== {title} ==", flush=True)
+
+
+def run_numpy(args: argparse.Namespace) -> dict[str, float]:
+    """Row 1 with the command line's budget, printed."""
+    settings = _settings(args, "numpy")
+    result = bench_numpy(**settings)
+    print_numpy(result, settings)
+    return result
+
+
+def run_models(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Rows 2 and 3 with the command line's budget, printed."""
+    settings = _settings(args, "models")
+    print(f"{CONV}, {MLP} and {CHAPTER_2}, {settings['seconds']:g} s of training each;\n"
+          f"{MIXTURE}, {settings['mixture_iterations']} EM iterations", flush=True)
+    results = bench_models(**settings)
+    print_models(results, settings)
+    return results
+
+
+def run_chapters(args: argparse.Namespace) -> dict[str, float]:
+    """Row 4, each chapter printed as it finishes, then the total."""
+    print(f"each chapter of _toc.yml in a fresh kernel, QUICK = {args.quick}", flush=True)
+    times = bench_chapters(args.quick, report=print_chapter)
+    print_chapter("all chapters", sum(times.values()))
+    return times
+
+
+def run_explorer(args: argparse.Namespace) -> dict[str, Any]:
+    """Row 5 with the command line's budget, printed."""
+    settings = _settings(args, "explorer")
+    result = bench_explorer(**settings)
+    print_explorer(result, settings)
+    return result
+
+
+ROWS = {"numpy": ("1. NumPy vs PyTorch: training throughput", run_numpy),
+        "models": ("2. and 3. the models at equal wall-clock time, and their NLL", run_models),
+        "chapters": ("4. executing every chapter", run_chapters),
+        "explorer": ("5. the explorer's decode in the browser", run_explorer)}
+
+
+def _check_prerequisites() -> None:
+    """Fail before the first row, not half an hour in: the chapters and the browser."""
+    from book import browser
+
+    chapter_notebooks()
+    _papermill()
+    problem = browser.missing()
+    if problem:
+        raise RuntimeError(f"the explorer's row needs headless Chromium: {problem}. The other "
+                           "rows run alone: python -m book.bench numpy | conv | chapters")
+
+
+def run_all(args: argparse.Namespace) -> dict[str, Any]:
+    """Every row in turn, each printed as it finishes; then the machine and the summary."""
+    _check_prerequisites()
+    header = machine() + ["budget: " + ("QUICK, a smoke test (its numbers are not results)"
+                                        if args.quick else "the book's")]
+    print("\n".join(header))
+    results = {}
+    for row, (title, run) in ROWS.items():
+        _section(title)
+        results[row] = run(args)
+    _section("summary")
+    settings = {row: _settings(args, row) for row in FULL}
+    header = machine() + header[-1:]  # again: a row may have downloaded the data
+    print("\n".join(header + summary(results, settings, args.quick)), flush=True)
+    return results
+
+
+# What each budget option means, for --help.
+HELP = {"batch_size": "images per step", "hidden": "hidden units", "z_dim": "latent size",
+        "steps": "steps per timed block", "repeats": "timed blocks of each library",
+        "warmup": "steps before the clock starts", "seconds": "training time of each VAE",
+        "k": "IWAE samples", "n_test": "score only the first N test images",
+        "mixture_iterations": "EM iterations of the mixture",
+        "updates": "random points timed", "epochs": "training of the 2-D model first"}
+
+
+def _add_budget_options(parser: argparse.ArgumentParser, names: list[str],
+                        default: Any) -> None:
+    """--quick, and the options ``names`` of a budget.
+
+    ``default`` is None on the main parser and argparse.SUPPRESS on a subcommand's, so that
+    a subcommand keeps what the main parser read (``--quick numpy`` as ``numpy --quick``).
+    """
+    parser.add_argument("--quick", action="store_true",
+                        default=False if default is None else default,
+                        help="a tiny budget: a smoke test of seconds, not results")
+    for name in names:
+        full, quick = (next(b[name] for b in budgets.values() if name in b)
+                       for budgets in (FULL, QUICK))
+        parser.add_argument("--" + name.replace("_", "-"), default=default,
+                            type=float if name == "seconds" else int,
+                            help=f"{HELP[name]} (full: {full or 'all'}, "
+                                 f"quick: {quick})")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m book.bench",
                                      description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    numpy_parser = commands.add_parser(
-        "numpy", help="NumPy VAE vs the same model in PyTorch, CPU training throughput")
-    numpy_parser.add_argument("--batch-size", type=int, default=100)
-    numpy_parser.add_argument("--hidden", type=int, default=512)
-    numpy_parser.add_argument("--z-dim", type=int, default=32)
-    numpy_parser.add_argument("--steps", type=int, default=50, help="steps per timed block")
-    numpy_parser.add_argument("--repeats", type=int, default=7)
-    numpy_parser.add_argument("--warmup", type=int, default=10)
-    numpy_parser.set_defaults(run=_numpy_command)
-    conv_parser = commands.add_parser(
-        "conv", help="conv-VAE vs pytorch/examples' MLP VAE at equal training time")
-    conv_parser.add_argument("--seconds", type=float, default=240.0,
-                             help="training time of each model")
-    conv_parser.add_argument("--k", type=int, default=500, help="IWAE samples")
-    conv_parser.add_argument("--n-test", type=int, default=None,
-                             help="score only the first N test images")
-    conv_parser.set_defaults(run=_conv_command)
-    explorer_parser = commands.add_parser(
-        "explorer", help="the static explorer's decode and update time in headless Chromium")
-    explorer_parser.add_argument("--updates", type=int, default=1000)
-    explorer_parser.add_argument("--epochs", type=int, default=3,
-                                 help="training of the 2-D model before it is timed")
-    explorer_parser.set_defaults(run=_explorer_command)
+    _add_budget_options(parser, ["seconds", "k", "n_test"], None)
+    commands = parser.add_subparsers(dest="command")
+    for name, help_text, row, run in (
+            ("numpy", "NumPy VAE vs the same model in PyTorch, CPU training throughput",
+             "numpy", run_numpy),
+            ("conv", "conv-VAE vs the MLP VAEs and a Bernoulli mixture at equal training "
+             "time", "models", run_models),
+            ("chapters", "the time to execute each chapter", None, run_chapters),
+            ("explorer", "the static explorer's decode and update time in headless Chromium",
+             "explorer", run_explorer)):
+        command = commands.add_parser(name, help=help_text)
+        _add_budget_options(command, list(FULL[row]) if row else [], argparse.SUPPRESS)
+        command.set_defaults(run=run)
     args = parser.parse_args(argv)
+    if args.command is None:
+        run_all(args)
+        return
+    print("\n".join(machine()))
     args.run(args)
 
 

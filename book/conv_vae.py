@@ -130,6 +130,31 @@ class ConvVAE(nn.Module):
         return x
 
 
+class ConvAutoencoder(ConvVAE):
+    """The same networks as a plain autoencoder: one code z = f(x) per image, no noise, no KL.
+
+    The encoder's last layer outputs d numbers (the code) instead of 2d; the loss is the
+    reconstruction term -log p(x | f(x)) alone. It fits ``book.train``'s protocol (the KL it
+    reports is 0 and ``eps`` is ignored), so the book's one loop trains it. With no prior and
+    no posterior it has no likelihood; what its codes are is whatever the training made them.
+    """
+
+    def __init__(self, config: ConvConfig = ConvConfig()):
+        super().__init__(config)
+        last = self.encoder[-1]
+        self.encoder[-1] = nn.Linear(last.in_features, config.z_dim)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The code (N, d), and a log-variance of -inf: a point mass, sigma = 0."""
+        code = self.encoder(self.check_images(x))
+        return code, torch.full_like(code, -math.inf)
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> ELBOTerms:
+        """-log p(x | f(x)) of each example, and a KL of 0 (there is none)."""
+        code, _ = self.encode(x)
+        return ELBOTerms(-self.log_likelihood(x, code), torch.zeros_like(code[:, 0]))
+
+
 @torch.no_grad()
 def decode_probabilities(model: nn.Module, z: np.ndarray) -> np.ndarray:
     """Pixel probabilities (n, 28, 28) of a Bernoulli decoder at codes z (n, d), as NumPy.

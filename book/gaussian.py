@@ -1,4 +1,5 @@
-"""Shared diagonal-Gaussian math: log-density, KL to N(0, I) and its gradient, sampling.
+"""Shared diagonal-Gaussian math: log-density, KL to N(0, I) and its gradient, sampling; and
+the log-sum-exp that every mixture of densities needs.
 
 Every chapter uses these functions. Each takes NumPy arrays or PyTorch tensors and answers in
 the same kind, so the NumPy VAE and the PyTorch VAE use literally the same formulas. Variances
@@ -65,3 +66,23 @@ def kl_to_standard_normal_grad(mu: Array, logvar: Array) -> tuple[Array, Array]:
     """
     xp = _xp(mu)
     return mu, 0.5 * (xp.exp(logvar) - 1.0)
+
+
+# --- log-sum-exp: the numerics of every mixture of densities (IWAE, aggregate posterior,
+# Bernoulli mixture) ----------------------------------------------------------------------
+
+
+def log_sum_exp(a: Array, axis: int = -1) -> Array:
+    """log(sum(exp(a))) along ``axis``, without overflow: shift by the maximum first."""
+    xp = _xp(a)
+    top = xp.amax(a, axis=axis, keepdims=True)
+    # a row of -inf (all weights 0) would give -inf - (-inf) = nan: shift it by 0
+    top = xp.where(xp.isfinite(top), top, xp.zeros_like(top))
+    total = xp.log(xp.sum(xp.exp(a - top), axis=axis, keepdims=True)) + top
+    total = total.squeeze(axis)
+    return total[()] if xp is np else total  # [()]: for a 1-D a, a scalar, not 0-d
+
+
+def log_mean_exp(a: Array, axis: int = -1) -> Array:
+    """log(mean(exp(a))) along ``axis``, without overflow: log_sum_exp minus log n."""
+    return log_sum_exp(a, axis) - math.log(a.shape[axis])

@@ -23,8 +23,10 @@ from typing import Any, Callable
 import numpy as np
 
 from book.checks import mean_and_standard_error
-from book.gaussian import (_xp, gaussian_log_density, reparameterize,
-                           standard_normal_log_density)
+# log_sum_exp and log_mean_exp live with the Gaussian math (mixtures below this layer use them
+# too); they are imported here for this module and for readers of the estimator.
+from book.gaussian import (_xp, gaussian_log_density, log_mean_exp, log_sum_exp,
+                           reparameterize, standard_normal_log_density)
 
 Array = Any  # a numpy.ndarray or a torch.Tensor
 
@@ -33,29 +35,17 @@ Array = Any  # a numpy.ndarray or a torch.Tensor
 MAX_CHUNK_ELEMENTS = 2**22
 
 
-def log_sum_exp(a: Array, axis: int = -1) -> Array:
-    """log(sum(exp(a))) along ``axis``, without overflow: shift by the maximum first."""
-    xp = _xp(a)
-    top = xp.amax(a, axis=axis, keepdims=True)
-    # a row of -inf (all weights 0) would give -inf - (-inf) = nan: shift it by 0
-    top = xp.where(xp.isfinite(top), top, xp.zeros_like(top))
-    total = xp.log(xp.sum(xp.exp(a - top), axis=axis, keepdims=True)) + top
-    total = total.squeeze(axis)
-    return total[()] if xp is np else total  # [()]: for a 1-D a, a scalar, not 0-d
-
-
-def log_mean_exp(a: Array, axis: int = -1) -> Array:
-    """log(mean(exp(a))) along ``axis``, without overflow: log_sum_exp minus log n."""
-    return log_sum_exp(a, axis) - math.log(a.shape[axis])
-
-
-def log_importance_weights(model: Any, x: Array, eps: Array) -> Array:
+def log_importance_weights(model: Any, x: Array, eps: Array,
+                           posterior: tuple[Array, Array] | None = None) -> Array:
     """log w = log p(x | z) + log p(z) - log q(z | x) at z = mu + sigma eps: (S, N).
 
     ``eps`` (S, N, d) holds S standard-normal draws for each of the N examples of x.
-    With torch it is differentiable (an IWAE training loss is log_mean_exp of it).
+    q is the encoder's unless ``posterior`` gives its (mu, logvar), each (N, d).
+    With torch it is differentiable (an IWAE training loss is log_mean_exp of it; the ELBO
+    is its mean over the draws).
     """
-    return _log_weights(model, x, *model.encode(x), eps)
+    mu, logvar = posterior if posterior is not None else model.encode(x)
+    return _log_weights(model, x, mu, logvar, eps)
 
 
 def _log_weights(model: Any, x: Array, mu: Array, logvar: Array, eps: Array) -> Array:
@@ -66,9 +56,11 @@ def _log_weights(model: Any, x: Array, mu: Array, logvar: Array, eps: Array) -> 
 
 
 def iwae_bound(model: Any, x: Array, K: int, *, seed: int = 0,
-               chunk_size: int | None = None,
-               batch_size: int | None = None) -> np.ndarray:
+               chunk_size: int | None = None, batch_size: int | None = None,
+               posterior: tuple[Array, Array] | None = None) -> np.ndarray:
     """log p_K(x) for every example of x (N, ...), from K seeded draws each: (N,) float64.
+
+    The draws come from the encoder's q(z | x), or from ``posterior`` = (mu, logvar) given.
 
     The weights are computed ``chunk_size`` draws at a time for ``batch_size``
     examples per call of the model, and summed with a running log-sum-exp, so memory
@@ -83,15 +75,16 @@ def iwae_bound(model: Any, x: Array, K: int, *, seed: int = 0,
         raise ValueError(f"x must be a batch of examples, (N, ...), got {tuple(x.shape)}")
     xp = _xp(x)
     if xp is np:
-        return _iwae_bound(model, x, K, seed, chunk_size, batch_size)
+        return _iwae_bound(model, x, K, seed, chunk_size, batch_size, posterior)
     with xp.no_grad():  # an estimate: no graph of K decoder passes to keep
-        return _iwae_bound(model, x, K, seed, chunk_size, batch_size)
+        return _iwae_bound(model, x, K, seed, chunk_size, batch_size, posterior)
 
 
 def _iwae_bound(model: Any, x: Array, K: int, seed: int, chunk_size: int | None,
-                batch_size: int | None) -> np.ndarray:
+                batch_size: int | None, posterior: tuple[Array, Array] | None) -> np.ndarray:
     n, width = x.shape[0], math.prod(x.shape[1:])  # width: numbers per example
-    mu, logvar = model.encode(x)  # once: the K draws need only the decoder
+    # once: the K draws need only the decoder
+    mu, logvar = posterior if posterior is not None else model.encode(x)
     batch_size = batch_size or max(1, min(n, MAX_CHUNK_ELEMENTS // width))
     chunk_size = chunk_size or max(1, MAX_CHUNK_ELEMENTS // (batch_size * width))
     draw = _standard_normal(mu, seed)

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from book.gaussian import gaussian_log_density, kl_to_standard_normal
-from book.iwae import log_mean_exp
+from book.gaussian import gaussian_log_density, kl_to_standard_normal, log_mean_exp
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2015)
 

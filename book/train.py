@@ -52,13 +52,21 @@ def observe(model: Any, images: torch.Tensor, generator: torch.Generator,
     return x.reshape(len(x), *model.input_shape)
 
 
-def observe_test_set(model: Any, images: torch.Tensor, kind: str | None = None) -> torch.Tensor:
-    """The test images as the model sees them, drawn once with a fixed seed.
+def fixed_observations(images: np.ndarray | torch.Tensor, kind: str) -> torch.Tensor:
+    """uint8 test images binarised or dequantised (``kind``) once, with the fixed seed.
 
-    Drawn on the CPU, then moved: the same test set on every device, so numbers compare.
+    Drawn on the CPU, then moved: the same test set on every device, so numbers compare;
+    a model that is not a PyTorch one (a mixture, PPCA) is scored on these same images.
     """
+    images = torch.as_tensor(images)
     generator = torch.Generator().manual_seed(TEST_SEED)
-    return observe(model, images.cpu(), generator, kind).to(images.device)
+    return data.observe(images.cpu(), kind, generator).to(images.device)
+
+
+def observe_test_set(model: Any, images: torch.Tensor, kind: str | None = None) -> torch.Tensor:
+    """The test images as the model sees them (``fixed_observations``), in its input shape."""
+    x = fixed_observations(images, kind or OBSERVATION[model.likelihood])
+    return x.reshape(len(x), *model.input_shape)
 
 
 def kl_weight(step: int, beta: float, warmup_steps: int) -> float:
