@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import math
 import os
 import statistics
 import sys
@@ -226,7 +225,7 @@ def train_and_score(model: Any, recipe: dict[str, float], train_images: np.ndarr
     x_test = train.observe_test_set(model, torch.as_tensor(test_images).to(device))
     model.eval()
     log_px = iwae.iwae_bound(model, x_test, k, seed=seed)
-    log_p, se = mean_and_standard_error(log_px) if len(log_px) > 1 else (log_px[0], math.nan)
+    log_p, se = mean_and_standard_error(log_px)
     return {"images/s": history.images[-1] / history.seconds[-1],
             "epochs": history.images[-1] / len(train_images),
             "seconds": history.seconds[-1], "neg_elbo": history.test[-1].neg_elbo,
@@ -259,7 +258,7 @@ def bench_mixture(train_images: np.ndarray, test_images: np.ndarray, iterations:
     seconds = time.perf_counter() - start
     x_test = train.fixed_observations(test_images, "binary").flatten(1).double().numpy()
     log_px = mixture.log_likelihood(x_test)
-    log_p, se = mean_and_standard_error(log_px) if len(log_px) > 1 else (log_px[0], math.nan)
+    log_p, se = mean_and_standard_error(log_px)
     return {"images/s": iterations * len(x_train) / seconds, "epochs": float(iterations),
             "seconds": seconds, "neg_elbo": -float(log_p), "iwae_nll": -float(log_p),
             "iwae_se": float(se), "parameters": mixture.parameters, "log_px": log_px}

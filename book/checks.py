@@ -13,8 +13,15 @@ import numpy as np
 
 
 def mean_and_standard_error(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The Monte Carlo average over the first axis and its standard error std / sqrt(n)."""
-    return samples.mean(axis=0), samples.std(axis=0, ddof=1) / math.sqrt(len(samples))
+    """The Monte Carlo average over the first axis and its standard error std / sqrt(n).
+
+    One sample says nothing about the spread: its standard error is NaN.
+    """
+    samples = np.asarray(samples)
+    mean = samples.mean(axis=0)
+    if len(samples) < 2:
+        return mean, np.full(np.shape(mean), np.nan)
+    return mean, samples.std(axis=0, ddof=1) / math.sqrt(len(samples))
 
 
 def central_difference(fn: Callable[[np.ndarray], float], a: np.ndarray,

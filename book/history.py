@@ -6,11 +6,12 @@ their sum, the negative ELBO, with its standard error over the examples.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from book.checks import mean_and_standard_error
 
 Array = Any  # a numpy.ndarray or a torch.Tensor
 
@@ -49,7 +50,7 @@ class Losses:
     def of(cls, recon: np.ndarray, kl: np.ndarray) -> Losses:
         """The losses of a data set from its per-example terms."""
         recon, kl = np.asarray(recon, np.float64), np.asarray(kl, np.float64)
-        se = (recon + kl).std(ddof=1) / math.sqrt(len(recon)) if len(recon) > 1 else math.nan
+        _, se = mean_and_standard_error(recon + kl)
         return cls(float(recon.mean()), float(kl.mean()), float(se))
 
 

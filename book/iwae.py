@@ -109,8 +109,6 @@ def iwae_estimate(model: Any, x: Array, K: int, *, seed: int = 0,
     """
     bound = iwae_bound(model, x, K, seed=seed, chunk_size=chunk_size,
                        batch_size=batch_size)
-    if len(bound) < 2:
-        return float(bound.mean()), math.nan
     mean, se = mean_and_standard_error(bound)
     return float(mean), float(se)
 

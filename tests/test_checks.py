@@ -80,3 +80,17 @@ def test_show_source_dedents_methods_and_brings_the_definitions_used(monkeypatch
     source.show_source(sigmoid)  # asked for explicitly: shown again
     source.show_source(VAE.backward)  # its dependencies were shown already
     assert len(shown) == count + 2
+
+
+def test_one_sample_has_a_mean_and_no_standard_error():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "degrees of freedom" warning either
+        mean, se = checks.mean_and_standard_error(np.array([3.5]))
+        means, ses = checks.mean_and_standard_error(np.array([[1.0, 2.0]]))
+    assert mean == 3.5 and np.isnan(se)
+    np.testing.assert_array_equal(means, [1.0, 2.0])
+    assert ses.shape == (2,) and np.isnan(ses).all()
+    mean, se = checks.mean_and_standard_error(np.array([1.0, 3.0]))
+    assert mean == 2.0 and se == pytest.approx(1.0)  # std 1.414 (ddof 1) / sqrt(2)
