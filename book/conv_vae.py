@@ -156,17 +156,19 @@ class ConvAutoencoder(ConvVAE):
 
 
 @torch.no_grad()
-def decode_probabilities(model: nn.Module, z: np.ndarray) -> np.ndarray:
-    """Pixel probabilities (n, 28, 28) of a Bernoulli decoder at codes z (n, d), as NumPy.
+def decode_means(model: nn.Module, z: np.ndarray) -> np.ndarray:
+    """The mean of p(x | z) at codes z (n, d) as NumPy images (n, 28, 28), values in [0, 1]:
+    pixel probabilities for a Bernoulli decoder, mean grey levels for a Gaussian one.
 
     For figures and widgets: z goes to the model's device, and the model's mode is restored.
     """
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    logits = model.decode(torch.as_tensor(np.atleast_2d(z), dtype=torch.float32, device=device))
+    out = model.decode(torch.as_tensor(np.atleast_2d(z), dtype=torch.float32, device=device))
     model.train(was_training)
-    return torch.sigmoid(logits).reshape(-1, SIDE, SIDE).cpu().numpy()
+    mean = torch.sigmoid(out) if model.likelihood == "bernoulli" else out[0]
+    return mean.reshape(-1, SIDE, SIDE).cpu().numpy()
 
 
 def bits_per_dimension(nats_per_image: float, dims: int = SIDE * SIDE) -> float:

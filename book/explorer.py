@@ -19,7 +19,7 @@ from importlib import resources
 import numpy as np
 import torch
 
-from book.conv_vae import LOGVAR_BOUND, ConvConfig, ConvVAE, decode_probabilities
+from book.conv_vae import LOGVAR_BOUND, ConvConfig, ConvVAE, decode_means
 from book.plots import image_grid
 from book.png import grey_levels, png_bytes
 
@@ -74,7 +74,7 @@ def decoded_grid(model: ConvVAE, extent: float, n: int = 10) -> np.ndarray:
     upward, as one picture (what readers without JavaScript see)."""
     values = np.linspace(-extent, extent, n + 2)[1:-1]
     z = np.array([[z1, z2] for z2 in values[::-1] for z1 in values])
-    return image_grid(decode_probabilities(model, z), n, n)
+    return image_grid(decode_means(model, z), n, n)
 
 
 def explorer_html(model: ConvVAE, test_mu: np.ndarray, test_labels: np.ndarray,

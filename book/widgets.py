@@ -19,7 +19,7 @@ from typing import Any, Callable
 import ipywidgets as widgets
 import numpy as np
 
-from book.conv_vae import decode_probabilities
+from book.conv_vae import decode_means
 from book.latent import interpolate, traversal_codes
 from book.plots import image_grid
 from book.png import grey_levels, png_bytes
@@ -34,7 +34,7 @@ TAB10 = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40],
 
 def digit_png(model: Any, z: np.ndarray) -> bytes:
     """The decoded digit at one code z, as a PNG enlarged SCALE times."""
-    return png_bytes(grey_levels(decode_probabilities(model, z)[0], SCALE))
+    return png_bytes(grey_levels(decode_means(model, z)[0], SCALE))
 
 
 class LiveExplorer:
@@ -204,7 +204,7 @@ class Interpolation(LiveExplorer):
 
     def update(self) -> None:
         t = np.linspace(0, 1, self.STEPS)
-        rows = [decode_probabilities(self.model, self.path(kind, t))
+        rows = [decode_means(self.model, self.path(kind, t))
                 for kind in ("linear", "spherical")]
         strips = image_grid(np.concatenate(rows), 2, self.STEPS)
         self.strips.value = png_bytes(grey_levels(strips, 2))
@@ -248,5 +248,5 @@ class Traversal(LiveExplorer):
 
     def update(self) -> None:
         codes = self.codes()
-        decoded = decode_probabilities(self.model, codes.reshape(-1, codes.shape[-1]))
+        decoded = decode_means(self.model, codes.reshape(-1, codes.shape[-1]))
         self.grid.value = png_bytes(grey_levels(image_grid(decoded, len(codes), self.STEPS), 2))

@@ -290,3 +290,18 @@ def test_training_evaluation_and_checkpoints_run_on_cuda(tmp_path):
     torch.testing.assert_close(x.cpu(), cpu_x)  # the same test set on every device
     path = training.save_checkpoint(model, tmp_path / "vae.pt")
     assert not training.load_checkpoint(seeded_model(), path).encoder[0].weight.is_cuda
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_decode_means_is_the_mean_of_p_x_given_z_and_keeps_the_mode(likelihood):
+    from book.conv_vae import decode_means
+
+    torch.manual_seed(0)
+    model = ConvVAE(ConvConfig(z_dim=3, channels=(4, 8), likelihood=likelihood)).train()
+    z = np.random.default_rng(0).standard_normal((5, 3))
+    means = decode_means(model, z)
+    assert means.shape == (5, 28, 28) and model.training
+    with torch.no_grad():
+        out = model.eval().decode(torch.as_tensor(z, dtype=torch.float32))
+    expected = torch.sigmoid(out) if likelihood == "bernoulli" else out[0]
+    np.testing.assert_allclose(means, expected.reshape(5, 28, 28).numpy(), rtol=1e-6)
