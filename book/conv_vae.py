@@ -1,12 +1,13 @@
 """A convolutional VAE in PyTorch, on one page: the model the later chapters train and explore.
 
     encoder   x (N, 1, 28, 28) -> conv 4x4 /2 -> (C1, 14, 14) -> conv 4x4 /2 -> (C2, 7, 7)
-              -> flatten -> linear -> [mu, logvar]          (2d numbers: q(z | x))
+              -> flatten [-> linear -> H] -> linear -> [mu, logvar]   (2d numbers: q(z | x))
     sample    z = mu + sigma * eps                          eps ~ N(0, I), an argument
-    decoder   z (N, d) -> linear -> (C2, 7, 7) -> transposed conv 4x4 x2 -> (C1, 14, 14)
-              -> transposed conv 4x4 x2 -> (N, k, 28, 28)   (k = 1 or 2 numbers per pixel)
+    decoder   z (N, d) [-> linear -> H] -> linear -> (C2, 7, 7) -> transposed conv 4x4 x2
+              -> (C1, 14, 14) -> transposed conv 4x4 x2 -> (N, k, 28, 28)   (k = 1 or 2)
 
-with ReLU after every layer but the last of each half.
+with ReLU after every layer but the last of each half. The bracketed dense layers of H units
+are there only when ``dense`` = H > 0: the bigger model of the benchmark's longer runs.
 
 Two observation models, chosen by the config:
 - "bernoulli": binary pixels (binarised digits), k = 1 logit per pixel; log p(x | z) in nats.
@@ -39,6 +40,7 @@ class ConvConfig:
 
     z_dim: int = 16
     channels: tuple[int, int] = (16, 32)
+    dense: int = 0  # H: units of a dense layer before the code and after it (0: none)
     likelihood: str = "bernoulli"  # or "gaussian"
     # gaussian only: the smallest sigma_x. At 1 / (256 sqrt(2 pi)) a pixel's density peaks at
     # 256, the density of the uniform distribution on one grey level's interval of width 1/256.
@@ -50,6 +52,11 @@ class ConvConfig:
                              f"got {self.likelihood!r}")
 
 
+def _dense(fan_in: int, units: int) -> list[nn.Module]:
+    """A dense layer of ``units`` with its ReLU, or nothing when ``units`` is 0."""
+    return [nn.Linear(fan_in, units), nn.ReLU()] if units else []
+
+
 class ConvVAE(nn.Module):
     """The convolutional VAE above; ``forward(x, eps)`` gives each example's loss terms."""
 
@@ -58,14 +65,15 @@ class ConvVAE(nn.Module):
     def __init__(self, config: ConvConfig = ConvConfig()):
         super().__init__()
         self.config = config
-        c1, c2, d = *config.channels, config.z_dim
+        c1, c2, d, h = *config.channels, config.z_dim, config.dense
         self.outputs_per_pixel = 1 if config.likelihood == "bernoulli" else 2
         self.encoder = nn.Sequential(
             nn.Conv2d(1, c1, 4, stride=2, padding=1), nn.ReLU(),   # 28 -> 14
             nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.ReLU(),  # 14 -> 7
-            nn.Flatten(), nn.Linear(c2 * 7 * 7, 2 * d))
+            nn.Flatten(), *_dense(c2 * 7 * 7, h), nn.Linear(h or c2 * 7 * 7, 2 * d))
         self.decoder = nn.Sequential(
-            nn.Linear(d, c2 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (c2, 7, 7)),
+            *_dense(d, h), nn.Linear(h or d, c2 * 7 * 7), nn.ReLU(),
+            nn.Unflatten(1, (c2, 7, 7)),
             nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), nn.ReLU(),  # 7 -> 14
             nn.ConvTranspose2d(c1, self.outputs_per_pixel, 4, stride=2, padding=1))  # -> 28
 

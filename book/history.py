@@ -62,16 +62,16 @@ class History:
     (as they were trained on), ``test`` the losses of the test set at the moment of the record.
     """
 
-    epoch: list[int] = field(default_factory=list)
+    epochs: list[float] = field(default_factory=list)  # passes over the training set so far
     images: list[int] = field(default_factory=list)  # training images processed so far
     seconds: list[float] = field(default_factory=list)  # wall-clock time since the start
     train: list[Losses] = field(default_factory=list)
     test: list[Losses] = field(default_factory=list)
 
-    def record(self, epoch: int, images: int, seconds: float, train: Losses,
+    def record(self, epochs: float, images: int, seconds: float, train: Losses,
                test: Losses) -> None:
         """Append one evaluation."""
-        for name, value in (("epoch", epoch), ("images", images), ("seconds", seconds),
+        for name, value in (("epochs", epochs), ("images", images), ("seconds", seconds),
                             ("train", train), ("test", test)):
             getattr(self, name).append(value)
 

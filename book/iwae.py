@@ -67,7 +67,8 @@ def iwae_bound(model: Any, x: Array, K: int, *, seed: int = 0,
     does not grow with K; by default S * N * D <= MAX_CHUNK_ELEMENTS per call. The noise
     of a chunk is drawn for all N examples at once, in the order of one (K, N, d)
     array: with NumPy the result depends on neither size. (A torch generator does not
-    continue its stream across calls that way: there only ``batch_size`` is free.)
+    continue its stream across calls that way: there only ``batch_size`` is free.) The
+    encoder, too, sees ``batch_size`` examples per call: memory does not grow with N either.
     """
     if K < 1:
         raise ValueError(f"K must be at least 1, got {K}")
@@ -83,9 +84,9 @@ def iwae_bound(model: Any, x: Array, K: int, *, seed: int = 0,
 def _iwae_bound(model: Any, x: Array, K: int, seed: int, chunk_size: int | None,
                 batch_size: int | None, posterior: tuple[Array, Array] | None) -> np.ndarray:
     n, width = x.shape[0], math.prod(x.shape[1:])  # width: numbers per example
-    # once: the K draws need only the decoder
-    mu, logvar = posterior if posterior is not None else model.encode(x)
     batch_size = batch_size or max(1, min(n, MAX_CHUNK_ELEMENTS // width))
+    # once: the K draws need only the decoder
+    mu, logvar = posterior if posterior is not None else _encode(model, x, batch_size)
     chunk_size = chunk_size or max(1, MAX_CHUNK_ELEMENTS // (batch_size * width))
     draw = _standard_normal(mu, seed)
     total = np.full(n, -np.inf)  # log sum_k w_k over the draws so far, in float64
@@ -97,6 +98,16 @@ def _iwae_bound(model: Any, x: Array, K: int, seed: int, chunk_size: int | None,
             chunk = _to_float64(log_sum_exp(log_w, axis=0))
             total[rows] = np.logaddexp(total[rows], chunk)
     return total - math.log(K)
+
+
+def _encode(model: Any, x: Array, batch_size: int) -> tuple[Array, Array]:
+    """q(z | x)'s (mu, logvar) of every example, ``batch_size`` examples per call."""
+    if len(x) <= batch_size:
+        return model.encode(x)
+    parts = [model.encode(x[b:b + batch_size]) for b in range(0, len(x), batch_size)]
+    xp = _xp(x)
+    join = np.concatenate if xp is np else xp.cat
+    return join([mu for mu, _ in parts]), join([logvar for _, logvar in parts])
 
 
 def iwae_estimate(model: Any, x: Array, K: int, *, seed: int = 0,

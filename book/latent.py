@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from book.gaussian import gaussian_log_density, kl_to_standard_normal, log_mean_exp
+from book.gaussian import gaussian_log_density, kl_to_standard_normal, log_sum_exp
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2015)
 
@@ -75,15 +75,24 @@ def traversal_codes(z0: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def aggregate_log_density(mu: np.ndarray, logvar: np.ndarray, z: np.ndarray,
-                          chunk: int = 4096) -> np.ndarray:
+                          max_elements: int = 2**22) -> np.ndarray:
     """log q(z) of the aggregate posterior q(z) = (1/N) sum_n q(z | x_n) at points z (M, d).
 
     The encoder's Gaussians of N examples (mu, logvar: (N, d)) averaged: where the encoded
-    data actually lie, to set against the prior p(z) the decoder is sampled from.
+    data actually lie, to set against the prior p(z) the decoder is sampled from. Points and
+    examples are taken in blocks of at most ``max_elements`` pairs, the sum over examples
+    carried as a running log-sum-exp, so memory stays bounded whatever M and N are.
     """
     mu, logvar, z = (np.asarray(a, dtype=np.float64) for a in (mu, logvar, z))
-    out = np.empty(len(z))
-    for start in range(0, len(z), chunk):
-        part = z[start:start + chunk, None, :]  # (m, 1, d) against (N, d)
-        out[start:start + chunk] = log_mean_exp(gaussian_log_density(part, mu, logvar), axis=1)
-    return out
+    n = len(mu)
+    rows = max(1, min(len(z), max_elements // max(1, n)))  # points per block
+    cols = max(1, min(n, max_elements // rows))  # examples per block
+    out = np.full(len(z), -np.inf)
+    for start in range(0, len(z), rows):
+        part = z[start:start + rows, None, :]  # (m, 1, d) against (n, d)
+        for first in range(0, n, cols):
+            block = slice(first, first + cols)
+            log_q = gaussian_log_density(part, mu[block], logvar[block])
+            out[start:start + rows] = np.logaddexp(out[start:start + rows],
+                                                   log_sum_exp(log_q, axis=1))
+    return out - np.log(n)

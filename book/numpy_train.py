@@ -1,7 +1,7 @@
 """Training the NumPy VAE of ``book.numpy_vae``: Adam, one step, evaluation, the loop.
 
 The loop draws the noise eps, runs the model's forward and backward passes and lets Adam update
-the one flat parameter vector. The training images are binarised afresh at every epoch.
+the one flat parameter vector. The training images are binarised afresh at every pass.
 """
 from __future__ import annotations
 
@@ -69,37 +69,50 @@ def evaluate(model: VAE, x: np.ndarray, *, seed: int = 0,
     return Losses.of(np.concatenate(recon), np.concatenate(kl))
 
 
-def train(model: VAE, x_train: np.ndarray, x_test: np.ndarray, *, epochs: int,
-          batch_size: int = 100, lr: float = 1e-3, seed: int = 0, eval_every: int = 1,
+def train(model: VAE, x_train: np.ndarray, x_test: np.ndarray, *, images: int,
+          batch_size: int = 100, lr: float = 1e-3, seed: int = 0, eval_every: int | None = None,
           beta: float = 1.0, dynamic_binarization: bool = True,
           progress: bool = True) -> History:
-    """Train with Adam on shuffled minibatches; record the losses every ``eval_every`` epochs.
+    """Train with Adam on shuffled minibatches until ``images`` training images are processed.
 
-    ``x_train`` holds intensities in [0, 1]. With ``dynamic_binarization`` every epoch
-    trains on a fresh Bernoulli draw of it; otherwise it is used as given. ``x_test`` is
-    used as given: binarise it once, with a fixed seed, so that every evaluation scores the
-    same images. ``beta`` weighs the KL in the loss trained on (1: the negative ELBO); the
-    recorded losses are always the negative ELBO's two terms.
+    The budget counts images, never epochs, so that a run costs the same on any training set;
+    the last pass over the data may stop part-way. ``x_train`` holds intensities in [0, 1].
+    With ``dynamic_binarization`` every pass trains on a fresh Bernoulli draw of it; otherwise
+    it is used as given. ``x_test`` is used as given: binarise it once, with a fixed seed, so
+    that every evaluation scores the same images. ``beta`` weighs the KL in the loss trained
+    on (1: the negative ELBO); the recorded losses are always the negative ELBO's two terms,
+    every ``eval_every`` images (by default a twentieth of the budget) and at the end.
     """
+    if images < 1:
+        raise ValueError(f"images must be at least 1, got {images}")
+    eval_every = eval_every or max(1, images // 20)
     rng = np.random.default_rng(seed)
     optimizer = Adam(model.flat, lr=lr)
     history = History()
     start, recon, kl = time.perf_counter(), [], []
-    steps = epochs * math.ceil(len(x_train) / batch_size)
-    with tqdm(total=steps, desc="training", unit="step", disable=not progress) as bar:
-        for epoch in range(1, epochs + 1):
+    seen, next_record = 0, eval_every
+    with tqdm(total=math.ceil(images / batch_size), desc="training", unit="step",
+              disable=not progress) as bar:
+        while seen < images:  # one pass: a fresh binarisation, a fresh order
             targets = binarize(x_train, rng) if dynamic_binarization else x_train
             for idx in minibatches(len(targets), batch_size, rng):
+                idx = idx[:images - seen]
                 f = train_step(model, optimizer, targets[idx], rng, beta)
                 recon.append(f.recon)
                 kl.append(f.kl)
+                seen += len(idx)
                 bar.update()
-            # record every eval_every epochs, and always the first and the last
-            if epoch % eval_every and epoch not in (1, epochs):
-                continue
-            seen = Losses.of(np.concatenate(recon), np.concatenate(kl))
-            test = evaluate(model, x_test)
-            history.record(epoch, epoch * len(x_train), time.perf_counter() - start, seen, test)
-            recon, kl = [], []
-            bar.set_postfix(train=f"{seen.neg_elbo:.1f}", test=f"{test.neg_elbo:.1f}")
+                if seen < next_record and seen < images:
+                    continue
+                seen_losses = Losses.of(np.concatenate(recon), np.concatenate(kl))
+                test = evaluate(model, x_test)
+                history.record(seen / len(x_train), seen, time.perf_counter() - start,
+                               seen_losses, test)
+                recon, kl = [], []
+                while next_record <= seen:
+                    next_record += eval_every
+                bar.set_postfix(train=f"{seen_losses.neg_elbo:.1f}",
+                                test=f"{test.neg_elbo:.1f}")
+                if seen >= images:
+                    break
     return history

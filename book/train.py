@@ -4,8 +4,8 @@ A model takes part by following a small protocol (``book.conv_vae.ConvVAE`` is t
 ``forward(x, eps) -> ELBOTerms``, ``z_dim``, ``input_shape`` (of one example),
 ``likelihood`` ("bernoulli": trained on binarised digits; "gaussian": on dequantised grey
 levels) and ``config`` (a frozen dataclass). The uint8 images go to the device once; every
-epoch draws its binarisation or dequantisation there. The device is CUDA when there is one,
-else the CPU.
+pass over them draws its binarisation or dequantisation there. The device is CUDA when there
+is one, else the CPU.
 """
 from __future__ import annotations
 
@@ -69,9 +69,22 @@ def observe_test_set(model: Any, images: torch.Tensor, kind: str | None = None) 
     return x.reshape(len(x), *model.input_shape)
 
 
-def kl_weight(step: int, beta: float, warmup_steps: int) -> float:
-    """beta_t: rises linearly from 0 at step 0 to ``beta`` after ``warmup_steps`` (warm-up)."""
-    return beta * min(1.0, step / warmup_steps) if warmup_steps else beta
+def kl_weight(images_seen: int, beta: float, warmup_images: int) -> float:
+    """beta_t: rises linearly from 0 with no image seen to ``beta`` after ``warmup_images``
+    (KL warm-up)."""
+    return beta * min(1.0, images_seen / warmup_images) if warmup_images else beta
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(lr: float, schedule: str, progress: float) -> float:
+    """The learning rate at ``progress`` in [0, 1] of the budget: ``lr`` throughout
+    ("constant"), or ``lr`` decayed to 0 along half a cosine ("cosine": Loshchilov and Hutter,
+    2017, without restarts)."""
+    if schedule == "constant":
+        return lr
+    return 0.5 * lr * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def train_step(model: Any, optimizer: torch.optim.Optimizer, x: torch.Tensor,
@@ -104,66 +117,91 @@ def evaluate(model: Any, x: torch.Tensor, *, seed: int = 0, batch_size: int = 10
 
 
 def train(model: Any, train_images: np.ndarray | torch.Tensor,
-          test_images: np.ndarray | torch.Tensor, *, epochs: int | None = None,
+          test_images: np.ndarray | torch.Tensor, *, images: int | None = None,
           seconds: float | None = None, batch_size: int = 128, lr: float = 1e-3,
-          seed: int = 0, beta: float = 1.0, warmup_epochs: float = 0.0,
-          eval_every: int = 1, device: torch.device | str | None = None,
-          observation: str | None = None, progress: bool = True) -> History:
-    """Train with Adam on shuffled minibatches for ``epochs`` or ``seconds``, if sooner.
+          lr_schedule: str = "constant", seed: int = 0, beta: float = 1.0,
+          warmup_images: int = 0, eval_every: int | None = None,
+          device: torch.device | str | None = None, observation: str | None = None,
+          progress: bool = True) -> History:
+    """Train with Adam on shuffled minibatches until ``images`` training images have been
+    processed or ``seconds`` have passed, whichever comes first.
 
+    The budget counts images, never epochs: a run costs the same on any training set (on a
+    small one it makes more passes over fewer images). Each pass draws a fresh binarisation or
+    dequantisation of the whole set and a fresh order; the last pass may stop part-way.
     The loss is the minibatch mean of recon + beta_t * KL, where beta_t rises linearly from 0 to
-    ``beta`` over the first ``warmup_epochs`` (KL warm-up) and beta = 1 is the negative ELBO.
-    Every ``eval_every`` epochs (and at the end) the history records the mean losses of the
-    minibatches since the last record and the test set's negative ELBO, recon and KL.
+    ``beta`` over the first ``warmup_images`` (KL warm-up) and beta = 1 is the negative ELBO.
+    ``lr_schedule`` is "constant" or "cosine" (``learning_rate``; progress through the budget
+    is the larger of the images' and the seconds' share).
+    Every ``eval_every`` images (by default a twentieth of ``images``; with a budget in
+    seconds alone, only at the end) and at the end, the history records the mean losses of the
+    minibatches since the last record and the test images' negative ELBO, recon and KL: pass
+    as many test images as the evaluations should cost.
     ``observation`` overrides what the images are turned into (``book.data.observe``).
     ``seed`` seeds torch's global generator too (a run on the CPU repeats exactly; on CUDA,
     some kernels are not deterministic).
+    Raises ``FloatingPointError`` as soon as the loss is no longer finite.
     """
-    if epochs is None and seconds is None:
-        raise ValueError("give a budget: epochs, seconds, or both")
-    if epochs is not None and epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    if images is None and seconds is None:
+        raise ValueError("give a budget: images (training images to process), seconds, or both")
+    if images is not None and images < 1:
+        raise ValueError(f"images must be at least 1, got {images}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+    if eval_every is None:
+        eval_every = max(1, images // 20) if images is not None else None
     device = torch.device(device) if device is not None else default_device()
     torch.manual_seed(seed)
     model.to(device).train()
     generator = torch.Generator(device).manual_seed(seed)
-    images = to_device(train_images, device)
+    train_set = to_device(train_images, device)
     x_test = observe_test_set(model, to_device(test_images, device), observation)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    steps_per_epoch = math.ceil(len(images) / batch_size)
-    history, recon, kl, step = History(), [], [], 0
-    start = time.perf_counter()
-    total = epochs * steps_per_epoch if epochs is not None else None
+    history, recon, kl = History(), [], []
+    seen, next_record, start = 0, eval_every, time.perf_counter()
+
+    def progress_made() -> float:  # the share of the budget used so far
+        shares = [seen / images if images else 0.0,
+                  (time.perf_counter() - start) / seconds if seconds else 0.0]
+        return max(shares)
+
+    total = math.ceil(images / batch_size) if images is not None else None
     with tqdm(total=total, desc="training", unit="step", disable=not progress) as bar:
-        for epoch in range(1, (epochs or 10**9) + 1):
-            x = observe(model, images, generator, observation)
+        done = False
+        while not done:  # one pass over the training set: a fresh draw, a fresh order
+            x = observe(model, train_set, generator, observation)
             order = torch.randperm(len(x), generator=generator, device=device)
             for idx in order.split(batch_size):
+                if images is not None:
+                    idx = idx[:images - seen]
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(lr, lr_schedule, progress_made())
                 eps = torch.randn(len(idx), model.z_dim, generator=generator, device=device)
-                weight = kl_weight(step, beta, round(warmup_epochs * steps_per_epoch))
+                weight = kl_weight(seen, beta, warmup_images)
                 terms = train_step(model, optimizer, x[idx], eps, weight)
                 recon.append(terms.recon.detach())
                 kl.append(terms.kl.detach())
-                step += 1
+                seen += len(idx)
                 bar.update()
-                out_of_time = seconds is not None and time.perf_counter() - start > seconds
-                if out_of_time:
+                done = progress_made() >= 1.0
+                if done or (next_record is not None and seen >= next_record):
+                    seen_losses = Losses.of(torch.cat(recon).double().cpu().numpy(),
+                                            torch.cat(kl).double().cpu().numpy())
+                    if not math.isfinite(seen_losses.neg_elbo):
+                        raise FloatingPointError(
+                            f"training diverged: the loss is {seen_losses.neg_elbo} after "
+                            f"{seen:,} images; lower the learning rate ({lr}) or check the "
+                            "model's outputs")
+                    test = evaluate(model, x_test)
+                    history.record(seen / len(x), seen, time.perf_counter() - start,
+                                   seen_losses, test)
+                    recon, kl = [], []
+                    while next_record is not None and next_record <= seen:
+                        next_record += eval_every
+                    bar.set_postfix(train=f"{seen_losses.neg_elbo:.1f}",
+                                    test=f"{test.neg_elbo:.1f}")
+                if done:
                     break
-            last = out_of_time or epoch == epochs
-            if last or epoch % eval_every == 0 or epoch == 1:
-                seen = Losses.of(torch.cat(recon).double().cpu().numpy(),
-                                 torch.cat(kl).double().cpu().numpy())
-                if not math.isfinite(seen.neg_elbo):
-                    raise FloatingPointError(
-                        f"training diverged: the loss is {seen.neg_elbo} in epoch {epoch}; "
-                        f"lower the learning rate ({lr}) or check the model's outputs")
-                test = evaluate(model, x_test)
-                history.record(epoch, step * batch_size if out_of_time else epoch * len(x),
-                               time.perf_counter() - start, seen, test)
-                recon, kl = [], []
-                bar.set_postfix(train=f"{seen.neg_elbo:.1f}", test=f"{test.neg_elbo:.1f}")
-            if last:
-                break
     return history
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import shutil
 import subprocess
@@ -45,25 +46,81 @@ def copy_book(destination: Path) -> Path:
     return destination
 
 
-@pytest.fixture(scope="session")
-def executed_book(tmp_path_factory) -> tuple[Path, dict[str, BaseException | None]]:
-    """A copy of the book whose chapters were run with ``QUICK = True`` in fresh kernels.
+# Loaded by every kernel that a chapter runs in (through PYTHONPATH): it wraps the book's two
+# training loops so that each call appends its chapter's budget and what it trained on to a log.
+RECORD_TRAINING = """
+import json, os, sys
+sys.path.insert(0, {root!r})
+import book.numpy_train, book.train
 
-    Returns the copy's root and, for each chapter, the exception its run raised (or None).
-    """
+def recording(module):
+    real = module.train
+    def train(model, train_data, test_data, **options):
+        history = real(model, train_data, test_data, **options)
+        with open(os.environ["VAE_BOOK_TRAINING_LOG"], "a") as log:
+            log.write(json.dumps({{"loop": module.__name__, "train": len(train_data),
+                                  "images": history.images[-1]}}) + "\\n")
+        return history
+    module.train = train
+
+recording(book.numpy_train)
+recording(book.train)
+"""
+
+
+def run_chapters(root: Path, folder: Path, data: Path | None = None,
+                 ) -> tuple[dict[str, BaseException | None], dict[str, list[dict]]]:
+    """Run every chapter of the book at ``root`` with ``QUICK = True`` in fresh kernels, on the
+    data in ``data`` (default: as the tests find it). Returns, for each chapter, the exception
+    its run raised (or None) and the training runs it made (loop, training set, images)."""
     import papermill
 
-    root = copy_book(tmp_path_factory.mktemp("book"))
+    (folder / "sitecustomize.py").write_text(RECORD_TRAINING.format(root=str(root)))
+    saved = {name: os.environ.get(name) for name in ("PYTHONPATH", "VAE_BOOK_DATA",
+                                                     "VAE_BOOK_TRAINING_LOG")}
     outcomes: dict[str, BaseException | None] = {}
-    for notebook in chapter_notebooks(root):
-        try:
-            papermill.execute_notebook(
-                notebook, notebook, parameters={"QUICK": True}, cwd=notebook.parent,
-                kernel_name="python3", progress_bar=False,
-            )
-            outcomes[notebook.stem] = None
-        except Exception as error:  # reported by the test of that chapter
-            outcomes[notebook.stem] = error
+    trained: dict[str, list[dict]] = {}
+    try:
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            [str(folder)] + ([saved["PYTHONPATH"]] if saved["PYTHONPATH"] else []))
+        if data is not None:
+            os.environ["VAE_BOOK_DATA"] = str(data)
+        for notebook in chapter_notebooks(root):
+            log = folder / f"{notebook.stem}.jsonl"
+            os.environ["VAE_BOOK_TRAINING_LOG"] = str(log)
+            try:
+                papermill.execute_notebook(
+                    notebook, notebook, parameters={"QUICK": True}, cwd=notebook.parent,
+                    kernel_name="python3", progress_bar=False,
+                )
+                outcomes[notebook.stem] = None
+            except Exception as error:  # reported by the test of that chapter
+                outcomes[notebook.stem] = error
+            lines = log.read_text().splitlines() if log.exists() else []
+            trained[notebook.stem] = [json.loads(line) for line in lines]
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return outcomes, trained
+
+
+@pytest.fixture(scope="session")
+def executed_runs(tmp_path_factory) -> tuple[Path, dict[str, BaseException | None],
+                                             dict[str, list[dict]]]:
+    """A copy of the book whose chapters were run with ``QUICK = True`` in fresh kernels, the
+    exception each chapter's run raised (or None), and the training runs each made."""
+    root = copy_book(tmp_path_factory.mktemp("book"))
+    outcomes, trained = run_chapters(root, tmp_path_factory.mktemp("kernel-site"))
+    return root, outcomes, trained
+
+
+@pytest.fixture(scope="session")
+def executed_book(executed_runs) -> tuple[Path, dict[str, BaseException | None]]:
+    """The executed copy of the book and each chapter's outcome (see ``executed_runs``)."""
+    root, outcomes, _ = executed_runs
     return root, outcomes
 
 

@@ -57,10 +57,16 @@ def test_quick_benchmark_reports_every_row(quick_run):
     assert value(quick_run[0], "# CPUs") >= 1
     assert any(line.startswith("data: MNIST") for line in quick_run)
     assert value(row("NumPy / PyTorch throughput"), "ratio #") > 0
-    value(row("conv-VAE vs MLP"), "MLP - conv # ±")
+    lead = row("conv-VAE lead over MLP")
+    value(lead, "# nats, mean of 2 seeds")
+    assert value(lead, "sd #") >= 0 and value(lead, "paired se #") > 0
     for model in (bench.CONV, bench.MLP, bench.CHAPTER_2, bench.MIXTURE):
         assert value(row(f"NLL, {model} "), "^.{%d}#" % bench.LABEL) > 0
     assert "exact" in row(f"NLL, {bench.MIXTURE}")
+    assert "2 seeds, sd" in row(f"NLL, {bench.CONV} ") and "1 seed" in row(f"NLL, {bench.CHAPTER_2}")
+    assert value(row("book's best"), "^.{%d}#" % bench.LABEL) > 0
+    assert value(row("Burda et al. 2015, VAE"), "best - paper #") > 0
+    assert 0 < value(row("peak memory"), "# GB") < 12  # Colab's memory
     for notebook in chapter_notebooks():
         assert value(row(f"chapter {notebook.stem}"), "# s") >= 0
     assert value(row("all chapters"), "# s") > 0

@@ -203,7 +203,7 @@ def test_the_one_loop_trains_the_autoencoder():
     torch.manual_seed(0)
     images = torch.randint(0, 256, (256, 28, 28), dtype=torch.uint8)
     auto = ConvAutoencoder(ConvConfig(z_dim=4, channels=(4, 8)))
-    history = train.train(auto, images, images[:64], epochs=3, batch_size=32,
+    history = train.train(auto, images, images[:64], images=768, batch_size=32,
                           progress=False, device="cpu")
     assert history.test[-1].kl == 0
     assert history.test[-1].recon < history.test[0].recon

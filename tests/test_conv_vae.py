@@ -54,7 +54,7 @@ def test_wrong_shapes_say_what_was_given_and_what_is_expected():
     with pytest.raises(ValueError, match=r"eps must have shape \(2, 4\), got \(2, 3\)"):
         model(torch.zeros(2, 1, 28, 28), torch.zeros(2, 3))
     with pytest.raises(ValueError, match="uint8 images of shape"):
-        training.train(model, np.zeros((4, 28, 28)), images(4), epochs=1, progress=False)
+        training.train(model, np.zeros((4, 28, 28)), images(4), images=4, progress=False)
     with pytest.raises(ValueError, match="likelihood must be"):
         ConvConfig(likelihood="poisson")
 
@@ -138,7 +138,7 @@ def test_short_training_improves_the_test_elbo_without_nan(likelihood):
     model = ConvVAE(ConvConfig(z_dim=4, channels=(8, 16), likelihood=likelihood))
     x_test = training.observe_test_set(model, torch.as_tensor(images(100, seed=1)))
     before = training.evaluate(model, x_test).neg_elbo
-    history = training.train(model, images(600), images(100, seed=1), epochs=6, lr=3e-3,
+    history = training.train(model, images(600), images(100, seed=1), images=3600, lr=3e-3,
                              batch_size=50, seed=0, device="cpu", progress=False)
     after = history.test[-1].neg_elbo
     assert np.isfinite(history.curve("test")).all() and np.isfinite(history.curve("train")).all()
@@ -152,11 +152,32 @@ def seeded_model(config: ConvConfig = SMALL, seed: int = 0) -> ConvVAE:
     return ConvVAE(config)
 
 
-def test_training_is_reproducible_and_records_each_epoch():
-    runs = [training.train(seeded_model(), images(200), images(50, 1), epochs=3, seed=3,
-                           batch_size=50, device="cpu", progress=False) for _ in range(2)]
+def test_training_is_reproducible_and_records_every_eval_every_images():
+    runs = [training.train(seeded_model(), images(200), images(50, 1), images=600, seed=3,
+                           batch_size=50, eval_every=200, device="cpu", progress=False)
+            for _ in range(2)]
     assert runs[0].test == runs[1].test
-    assert runs[0].epoch == [1, 2, 3] and runs[0].images == [200, 400, 600]
+    assert runs[0].epochs == [1, 2, 3] and runs[0].images == [200, 400, 600]
+
+
+@pytest.mark.parametrize("n_train", [120, 500])
+def test_the_budget_is_images_whatever_the_training_set(n_train):
+    """The same budget processes the same images on a small and a large training set: the
+    last pass stops part-way, and a default run records twenty evaluations."""
+    seen = []
+    real_step = training.train_step
+
+    def counting_step(model, optimizer, x, eps, kl_weight=1.0):
+        seen.append(len(x))
+        return real_step(model, optimizer, x, eps, kl_weight)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "train_step", counting_step)
+        history = training.train(seeded_model(), images(n_train), images(20, 1), images=1030,
+                                 batch_size=50, device="cpu", progress=False)
+    assert sum(seen) == 1030 and history.images[-1] == 1030
+    assert history.epochs[-1] == pytest.approx(1030 / n_train)
+    assert len(history.images) == 20 and history.images[0] >= 1030 // 20
 
 
 def test_kl_weight_warms_up_linearly():
@@ -164,26 +185,58 @@ def test_kl_weight_warms_up_linearly():
     assert training.kl_weight(5, 2.0, 10) == pytest.approx(1.0)
     assert training.kl_weight(10, 2.0, 10) == training.kl_weight(99, 2.0, 10) == 2.0
     assert training.kl_weight(0, 2.0, 0) == 2.0  # no warm-up
-    with pytest.raises(ValueError, match="epochs must be at least 1"):
-        training.train(ConvVAE(SMALL), images(10), images(5), epochs=0, progress=False)
+    with pytest.raises(ValueError, match="images must be at least 1"):
+        training.train(ConvVAE(SMALL), images(10), images(5), images=0, progress=False)
+    with pytest.raises(ValueError, match="give a budget"):
+        training.train(ConvVAE(SMALL), images(10), images(5), progress=False)
+
+
+def test_cosine_learning_rate_falls_from_lr_to_zero():
+    assert training.learning_rate(2e-3, "constant", 0.7) == 2e-3
+    assert training.learning_rate(2e-3, "cosine", 0.0) == pytest.approx(2e-3)
+    assert training.learning_rate(2e-3, "cosine", 0.5) == pytest.approx(1e-3)
+    assert training.learning_rate(2e-3, "cosine", 1.0) == pytest.approx(0.0, abs=1e-18)
+    assert training.learning_rate(2e-3, "cosine", 0.25) == pytest.approx(
+        1e-3 * (1 + np.cos(np.pi / 4)))
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        training.train(ConvVAE(SMALL), images(10), images(5), images=10, lr_schedule="step",
+                       progress=False)
+
+
+def test_a_cosine_schedule_ends_with_a_learning_rate_near_zero(monkeypatch):
+    rates = []
+    real_step = training.train_step
+
+    def recording_step(model, optimizer, x, eps, kl_weight=1.0):
+        rates.append(optimizer.param_groups[0]["lr"])
+        return real_step(model, optimizer, x, eps, kl_weight)
+
+    monkeypatch.setattr(training, "train_step", recording_step)
+    training.train(seeded_model(), images(100), images(20, 1), images=1000, batch_size=50,
+                   lr=1e-2, lr_schedule="cosine", device="cpu", progress=False)
+    assert rates[0] == pytest.approx(1e-2) and rates[-1] < 1e-4
+    assert all(a >= b for a, b in zip(rates, rates[1:]))  # never rises
 
 
 def test_kl_warm_up_and_beta_change_what_is_trained():
     def kl_after(**kwargs):
         model = seeded_model()
-        history = training.train(model, images(300), images(50, 1), epochs=3, seed=0,
+        history = training.train(model, images(300), images(50, 1), images=900, seed=0,
                                  batch_size=50, device="cpu", progress=False, **kwargs)
         return history.test[-1].kl
 
     plain, heavy = kl_after(), kl_after(beta=20.0)
     assert heavy < 0.5 * plain  # a heavy KL weight squeezes the code
-    assert kl_after(warmup_epochs=3) != plain
+    assert kl_after(warmup_images=900) != plain
 
 
 def test_a_time_budget_stops_training():
-    history = training.train(ConvVAE(SMALL), images(2000), images(50, 1), epochs=1000,
+    history = training.train(ConvVAE(SMALL), images(2000), images(50, 1), images=10**9,
                              seconds=0.5, batch_size=50, device="cpu", progress=False)
-    assert history.seconds[-1] < 10 and history.epoch[-1] < 1000
+    assert history.seconds[-1] < 10 and history.images[-1] < 10**9
+    alone = training.train(ConvVAE(SMALL), images(2000), images(50, 1), seconds=0.5,
+                           batch_size=50, device="cpu", progress=False)
+    assert len(alone.images) == 1  # a budget in seconds alone: one record, at the end
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
@@ -239,7 +292,7 @@ def test_the_mlp_vae_follows_the_same_protocol_and_trains():
     z = mu + torch.exp(0.5 * logvar) * eps
     torch.testing.assert_close(-model.log_likelihood(x, z), terms.recon)
     assert model.log_likelihood(x, torch.randn(5, 8, 3)).shape == (5, 8)
-    history = training.train(model, images(400), images(50, 1), epochs=4, lr=3e-3,
+    history = training.train(model, images(400), images(50, 1), images=1600, lr=3e-3,
                              batch_size=50, device="cpu", progress=False)
     assert history.test[-1].neg_elbo < history.test[0].neg_elbo - 20
     assert (PYTORCH_EXAMPLES.hidden, PYTORCH_EXAMPLES.z_dim) == (400, 20)
@@ -274,14 +327,14 @@ def test_a_diverged_run_stops_with_a_clear_error():
     with torch.no_grad():
         model.decoder[-1].bias.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="training diverged.*learning rate"):
-        training.train(model, images(100), images(20, 1), epochs=2, batch_size=50,
+        training.train(model, images(100), images(20, 1), images=200, batch_size=50,
                        device="cpu", progress=False)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 def test_training_evaluation_and_checkpoints_run_on_cuda(tmp_path):
     model = seeded_model()
-    history = training.train(model, images(200), images(50, 1), epochs=2, batch_size=50,
+    history = training.train(model, images(200), images(50, 1), images=400, batch_size=50,
                              device="cuda", progress=False)
     assert np.isfinite(history.curve("test")).all()
     x = training.observe_test_set(model, torch.as_tensor(images(50, 1)).cuda())

@@ -169,7 +169,8 @@ def test_training_lowers_the_test_loss_and_is_reproducible():
     x_train, x_test = prototypes_data(1000, seed=0), prototypes_data(200, seed=1)
     x_test = (np.random.default_rng(2).random(x_test.shape) < x_test).astype(np.float32)
     before = numpy_train.evaluate(VAE(arch, seed=0), x_test).neg_elbo
-    runs = [numpy_train.train(VAE(arch, seed=0), x_train, x_test, epochs=20, lr=3e-3, progress=False)
+    runs = [numpy_train.train(VAE(arch, seed=0), x_train, x_test, images=20_000, lr=3e-3,
+                              progress=False)
             for _ in range(2)]
     after = runs[0].test[-1].neg_elbo
     assert after < 0.7 * before, (before, runs[0].curve("test"))
@@ -194,6 +195,17 @@ def rows(a: np.ndarray) -> list[bytes]:
     return sorted(row.tobytes() for row in a)
 
 
+def test_the_budget_is_images_whatever_the_training_set():
+    arch = Architecture(x_dim=64, hidden=8, z_dim=2)
+    for n in (30, 70):
+        history = numpy_train.train(VAE(arch), prototypes_data(n, seed=0),
+                                    prototypes_data(10, seed=1), images=125, batch_size=10,
+                                    progress=False)
+        assert history.images[-1] == 125 and history.epochs[-1] == pytest.approx(125 / n)
+    with pytest.raises(ValueError, match="images must be at least 1"):
+        numpy_train.train(VAE(arch), prototypes_data(5, 0), prototypes_data(5, 1), images=0)
+
+
 def test_training_records_what_it_trained_on(monkeypatch):
     """Fresh binary targets every epoch; train numbers are the means over the recorded steps."""
     steps = []
@@ -207,16 +219,16 @@ def test_training_records_what_it_trained_on(monkeypatch):
     monkeypatch.setattr(numpy_train, "train_step", recording_step)
     x_train, x_test = prototypes_data(30, seed=0), prototypes_data(10, seed=1)
     arch = Architecture(x_dim=64, hidden=8, z_dim=2)
-    history = numpy_train.train(VAE(arch), x_train, x_test, epochs=5, batch_size=10, eval_every=2,
-                              progress=False)
-    assert history.epoch == [1, 2, 4, 5]  # every eval_every epochs, and the first and the last
-    assert history.images == [30, 60, 120, 150]
+    history = numpy_train.train(VAE(arch), x_train, x_test, images=150, batch_size=10,
+                                eval_every=50, progress=False)
+    assert history.images == [50, 100, 150]  # every eval_every images, and the last
+    assert history.epochs == pytest.approx([50 / 30, 100 / 30, 5])
     per_epoch = 3  # steps of 10 images
     epochs = [np.concatenate([x for x, *_ in steps[i:i + per_epoch]]) for i in range(0, 15, per_epoch)]
     assert set(np.unique(epochs[0])) == {0.0, 1.0}  # binarised, though x_train is grey
     assert rows(epochs[0]) != rows(epochs[1])  # a new draw every epoch
-    for record, (first, last) in enumerate([(0, 1), (1, 2), (2, 4), (4, 5)]):
-        chunk = steps[first * per_epoch:last * per_epoch]
+    for record, (first, last) in enumerate([(0, 5), (5, 10), (10, 15)]):  # steps
+        chunk = steps[first:last]
         n = sum(size for *_, size in chunk)
         recon, kl = sum(r for _, r, _, _ in chunk) / n, sum(k for _, _, k, _ in chunk) / n
         assert history.train[record].recon == pytest.approx(recon, rel=1e-6)
@@ -224,8 +236,8 @@ def test_training_records_what_it_trained_on(monkeypatch):
         assert history.train[record].neg_elbo == pytest.approx(recon + kl, rel=1e-6)
 
     steps.clear()
-    numpy_train.train(VAE(arch), x_train, x_test, epochs=1, batch_size=10,
-                    dynamic_binarization=False, progress=False)
+    numpy_train.train(VAE(arch), x_train, x_test, images=30, batch_size=10,
+                      dynamic_binarization=False, progress=False)
     assert rows(np.concatenate([x for x, *_ in steps])) == rows(x_train)  # used as given
 
 
@@ -240,7 +252,8 @@ def test_training_on_real_digits_lowers_the_test_loss():
     x_train, x_test = x[:1000], binarize(x[1000:], seed=0)
     model = VAE(Architecture(hidden=64, z_dim=8), seed=0)
     before = numpy_train.evaluate(model, x_test).neg_elbo
-    history = numpy_train.train(model, x_train, x_test, epochs=10, lr=3e-3, progress=False)
+    history = numpy_train.train(model, x_train, x_test, images=10_000, lr=3e-3,
+                                progress=False)
     assert before > 500  # about 784 log 2 = 543: every pixel a coin flip
     assert history.test[-1].neg_elbo < 0.5 * before, history.curve("test")
 

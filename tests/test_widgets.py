@@ -90,7 +90,8 @@ def test_aggregate_posterior_is_the_mean_of_the_encoder_gaussians():
     z = rng.standard_normal((7, 2)) * 2
     expected = np.log(np.mean([np.exp(gaussian_log_density(z, m, v)) for m, v in zip(mu, logvar)],
                               axis=0))
-    np.testing.assert_allclose(latent.aggregate_log_density(mu, logvar, z, chunk=3), expected)
+    for blocks in (2, 7, 2**22):  # blocks over the examples, over the points, none
+        np.testing.assert_allclose(latent.aggregate_log_density(mu, logvar, z, blocks), expected)
     side = np.linspace(-8, 8, 321)  # a density: it integrates to 1
     grid = np.stack(np.meshgrid(side, side), -1).reshape(-1, 2)
     mass = np.exp(latent.aggregate_log_density(mu, logvar, grid)).sum() * (side[1] - side[0])**2
