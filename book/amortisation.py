@@ -9,8 +9,9 @@ trained model (Cremer, Li & Duvenaud, 2018, "Inference Suboptimality in VAEs"):
     log p(x) - ELBO_encoder  =  [log p(x) - ELBO_best]  +  [ELBO_best - ELBO_encoder]
                                  approximation gap          amortisation gap
 
-The first is what no Gaussian can close; the second is the encoder's own shortfall. The ELBO
-here is the mean of the book's importance weights (``book.iwae``), not a second estimator.
+The first is what no diagonal Gaussian can close; the second is the encoder's own shortfall.
+The ELBO here is the mean of the book's importance weights (``book.iwae``), not a second
+estimator.
 """
 from __future__ import annotations
 

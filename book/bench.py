@@ -209,15 +209,15 @@ def _conv_config() -> Any:
     return ConvConfig(z_dim=32, channels=(32, 64), dense=256)
 
 
-def _vaes() -> dict[str, tuple[Callable[[], Any], dict[str, Any]]]:
-    """The VAEs compared: name -> (a function that builds the model, its training recipe)."""
+def _vaes() -> dict[str, tuple[Callable[[int], Any], dict[str, Any]]]:
+    """The VAEs compared: name -> (seed -> the model with its initial weights, its recipe)."""
     from book.conv_vae import ConvVAE
     from book.numpy_vae import Architecture
     from book.torch_mlp_vae import PYTORCH_EXAMPLES, TorchVAE
 
-    return {CONV: (lambda: ConvVAE(_conv_config()), CONV_RECIPE),
-            MLP: (lambda: TorchVAE(PYTORCH_EXAMPLES), MLP_RECIPE),
-            CHAPTER_2: (lambda: TorchVAE(Architecture()), CHAPTER_2_RECIPE)}
+    return {CONV: (lambda seed: ConvVAE(_conv_config(), seed=seed), CONV_RECIPE),
+            MLP: (lambda seed: TorchVAE(PYTORCH_EXAMPLES, seed=seed), MLP_RECIPE),
+            CHAPTER_2: (lambda seed: TorchVAE(Architecture(), seed=seed), CHAPTER_2_RECIPE)}
 
 
 def peak_memory_gb() -> float:
@@ -302,20 +302,13 @@ def bench_models(seconds: float = 240.0, k: int = 1000, n_test: int | None = Non
     runs: dict[str, list[dict[str, Any]]] = {}
     for name, (build, recipe) in _vaes().items():
         for seed in range(seeds if name in (CONV, MLP) else 1):
-            torch_seed(seed)  # the initial weights
             runs.setdefault(name, []).append(
-                train_and_score(build(), recipe, train_images, test_images, seconds, k, seed))
+                train_and_score(build(seed), recipe, train_images, test_images, seconds, k,
+                                seed))
             print(_model_line(name, runs[name][-1], f"seed {seed}"), flush=True)
     runs[MIXTURE] = [bench_mixture(train_images, test_images, mixture_iterations)]
     print(_model_line(MIXTURE, runs[MIXTURE][0], "EM"), flush=True)
     return {"runs": runs, "k": k}
-
-
-def torch_seed(seed: int) -> None:
-    """Seed torch's global generator, which initialises a model's weights when it is built."""
-    import torch
-
-    torch.manual_seed(seed)
 
 
 def bench_best(best_seconds: float = 600.0, best_k: int = 5000,
@@ -325,9 +318,9 @@ def bench_best(best_seconds: float = 600.0, best_k: int = 5000,
     from book.conv_vae import ConvVAE
 
     train_images, test_images = _mnist(n_test)
-    torch_seed(0)
-    result = train_and_score(ConvVAE(_conv_config()), CONV_RECIPE, train_images, test_images,
-                             best_seconds, best_k)
+    model = ConvVAE(_conv_config(), seed=0)
+    result = train_and_score(model, CONV_RECIPE, train_images, test_images, best_seconds,
+                             best_k)
     print(_model_line(BEST, result, f"{best_seconds:g} s"), flush=True)
     return result
 
@@ -470,7 +463,7 @@ def bench_explorer(updates: int = 1000, images: int = 24_000) -> dict[str, Any]:
 
     train_images, _ = load_dataset("mnist", "train", verbose=False)
     test_images, test_labels = load_dataset("mnist", "test", verbose=False)
-    model = ConvVAE(ConvConfig(z_dim=2))
+    model = ConvVAE(ConvConfig(z_dim=2), seed=0)
     train.train(model, train_images, test_images, images=images, batch_size=64, lr=2e-3,
                 device="cpu", progress=False)
     with torch.no_grad():

@@ -43,11 +43,17 @@ def interpolate(z_a: np.ndarray, z_b: np.ndarray, t: np.ndarray | float,
                 kind: str = "linear") -> np.ndarray:
     """Codes on the path from z_a (t = 0) to z_b (t = 1): one row per t.
 
-    "linear" runs along the straight line. "spherical" (slerp: Shoemake 1985; for generative
-    models, White 2016) turns z_a into z_b at a steady angle, with the norm moving steadily
-    from |z_a| to |z_b|. A sample of N(0, I) in d dimensions has a norm near sqrt(d); the
-    middle of a straight line between two of them is shorter, by up to a factor sqrt(2), so it
-    visits the middle of the prior where no code lies. The sphere's path does not.
+    "linear" runs along the straight line. "spherical" interpolates the direction and the norm
+    separately: the unit directions by slerp (Shoemake 1985; for generative models, White
+    2016), turning at a steady angle, and the norm linearly from |z_a| to |z_b|. A sample of
+    N(0, I) in d dimensions has a norm near sqrt(d), and so do codes of real digits; the
+    middle of the straight line between two codes of equal norm at an angle theta is shorter
+    than they are by the factor 1 / cos(theta / 2): sqrt(2) at right angles, more for obtuse
+    angles, without bound as the codes approach opposite directions. So the line visits the
+    middle of the prior, where few codes lie; the spherical path keeps the norm.
+
+    Raises ValueError for near-opposite endpoints with kind "spherical": no single arc joins
+    them (every great half-circle does).
     """
     z_a, z_b = np.asarray(z_a, dtype=np.float64), np.asarray(z_b, dtype=np.float64)
     t = np.atleast_1d(np.asarray(t, dtype=np.float64))[:, None]
@@ -57,12 +63,31 @@ def interpolate(z_a: np.ndarray, z_b: np.ndarray, t: np.ndarray | float,
     if kind == "linear":
         return line
     norm_a, norm_b = np.linalg.norm(z_a), np.linalg.norm(z_b)
+    if min(norm_a, norm_b) < 1e-12:  # a code at the origin has no direction: the line
+        return line
     angle = np.arccos(np.clip(z_a @ z_b / (norm_a * norm_b), -1.0, 1.0))
     if angle < 1e-6:  # (nearly) the same direction: the arc is the line
         return line
+    if angle > np.pi - 1e-6:
+        raise ValueError("the two codes point in (nearly) opposite directions, so no single "
+                         "arc joins them; interpolate with kind='linear', or through a third "
+                         "code")
     unit_a, unit_b = z_a / norm_a, z_b / norm_b
     direction = (np.sin((1 - t) * angle) * unit_a + np.sin(t * angle) * unit_b) / np.sin(angle)
     return direction * ((1 - t) * norm_a + t * norm_b)
+
+
+def midpoint_shrink(z_a: np.ndarray, z_b: np.ndarray) -> np.ndarray:
+    """How much shorter the straight line's midpoint is than the spherical path's, per pair.
+
+    z_a, z_b: (n, d) pairs of codes -> (n,): (|z_a| + |z_b|) / |z_a + z_b|, the norm of the
+    spherical midpoint over the norm of the linear one. For equal norms at an angle theta it is
+    1 / cos(theta / 2); inf for opposite codes.
+    """
+    z_a, z_b = np.atleast_2d(z_a).astype(np.float64), np.atleast_2d(z_b).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        return ((np.linalg.norm(z_a, axis=1) + np.linalg.norm(z_b, axis=1))
+                / np.linalg.norm(z_a + z_b, axis=1))
 
 
 def traversal_codes(z0: np.ndarray, values: np.ndarray) -> np.ndarray:

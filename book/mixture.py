@@ -1,17 +1,17 @@
 """A mixture of Bernoullis fitted by EM: the simplest latent-variable model of binary digits.
 
-    p(x) = sum_k pi_k prod_d p_kd^x_d (1 - p_kd)^(1 - x_d)
+    p(x) = sum_c pi_c prod_i p_ci^x_i (1 - p_ci)^(1 - x_i)
 
-The latent variable is discrete (which of K prototypes drew the digit), so log p(x) is exact:
-a log-sum-exp over K terms, with no bound and no sampling. EM (Dempster, Laird & Rubin, 1977)
+The latent variable is discrete (which of C prototypes drew the digit), so log p(x) is exact:
+a log-sum-exp over C terms, with no bound and no sampling. EM (Dempster, Laird & Rubin, 1977)
 alternates two steps, each of which cannot lower the objective:
 
-    E: the responsibilities r_nk = p(k | x_n), by Bayes' rule;
-    M: pi_k = mean_n r_nk,   p_kd = (sum_n r_nk x_nd + a) / (sum_n r_nk + 2a).
+    E: the responsibilities r_nc = p(c | x_n), by Bayes' rule;
+    M: pi_c = mean_n r_nc,   p_ci = (sum_n r_nc x_ni + a) / (sum_n r_nc + 2a).
 
 With a = 0 the M-step maximises the likelihood and the objective is log p(data). With a > 0 it
-is the MAP estimate under a Beta(a + 1, a + 1) prior on each p_kd ("add-a" smoothing), and the
-objective that never decreases is log p(data) + log prior. Smoothing keeps every p_kd off 0 and
+is the MAP estimate under a Beta(a + 1, a + 1) prior on each p_ci ("add-a" smoothing), and the
+objective that never decreases is log p(data) + log prior. Smoothing keeps every p_ci off 0 and
 1: a test digit with one pixel that no training digit of a component had would otherwise be
 impossible under that component.
 """
@@ -31,23 +31,23 @@ PROBABILITY_FLOOR = 1e-12
 
 @dataclass
 class BernoulliMixture:
-    """K prototypes ``probs`` (K, D) of pixel probabilities and their log-weights (K,)."""
+    """C prototypes ``probs`` (C, D) of pixel probabilities and their log-weights (C,)."""
 
     log_weights: np.ndarray
     probs: np.ndarray
 
     @property
     def parameters(self) -> int:
-        """Free numbers: K - 1 weights (they sum to 1) and K * D pixel probabilities."""
+        """Free numbers: C - 1 weights (they sum to 1) and C * D pixel probabilities."""
         return self.probs.size + len(self.log_weights) - 1
 
     def component_log_likelihood(self, x: np.ndarray) -> np.ndarray:
-        """log p(x_n | k) for binary x (N, D): (N, K)."""
+        """log p(x_n | c) for binary x (N, D): (N, C)."""
         p = np.clip(self.probs, PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
         return x @ np.log(p).T + (1 - x) @ np.log1p(-p).T
 
     def joint(self, x: np.ndarray) -> np.ndarray:
-        """log p(x_n, k) = log pi_k + log p(x_n | k): (N, K)."""
+        """log p(x_n, c) = log pi_c + log p(x_n | c): (N, C)."""
         return self.log_weights + self.component_log_likelihood(x)
 
     def log_likelihood(self, x: np.ndarray) -> np.ndarray:
@@ -55,21 +55,21 @@ class BernoulliMixture:
         return log_sum_exp(self.joint(_binary(x)), axis=1)
 
     def responsibilities(self, x: np.ndarray) -> np.ndarray:
-        """p(k | x_n): (N, K), each row summing to 1."""
+        """p(c | x_n): (N, C), each row summing to 1."""
         joint = self.joint(_binary(x))
         return np.exp(joint - log_sum_exp(joint, axis=1)[:, None])
 
     def log_prior(self, smoothing: float) -> float:
-        """log of the Beta(a + 1, a + 1) prior density of all p_kd, up to a constant."""
+        """log of the Beta(a + 1, a + 1) prior density of all p_ci, up to a constant."""
         if smoothing == 0:
             return 0.0
         p = np.clip(self.probs, PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
         return float(smoothing * np.sum(np.log(p) + np.log1p(-p)))
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """n binary images (n, D): a component from pi, then each pixel from its p_kd."""
-        k = rng.choice(len(self.probs), size=n, p=np.exp(self.log_weights))
-        return (rng.random((n, self.probs.shape[1])) < self.probs[k]).astype(np.float64)
+        """n binary images (n, D): a component from pi, then each pixel from its p_ci."""
+        c = rng.choice(len(self.probs), size=n, p=np.exp(self.log_weights))
+        return (rng.random((n, self.probs.shape[1])) < self.probs[c]).astype(np.float64)
 
 
 def m_step(x: np.ndarray, resp: np.ndarray, smoothing: float) -> BernoulliMixture:
@@ -83,19 +83,21 @@ def m_step(x: np.ndarray, resp: np.ndarray, smoothing: float) -> BernoulliMixtur
     return BernoulliMixture(log_weights, probs)
 
 
-def fit_mixture(x: np.ndarray, k: int, *, iterations: int = 50, smoothing: float = 1.0,
+def fit_mixture(x: np.ndarray, components: int, *, iterations: int = 50, smoothing: float = 1.0,
                 seed: int = 0, progress: bool = True) -> tuple[BernoulliMixture, np.ndarray]:
-    """Fit K components to binary images x (N, D) by EM; also return the objective's history.
+    """Fit C = ``components`` components to binary images x (N, D) by EM; also return the
+    objective's history.
 
     It starts from an M-step on random soft responsibilities. The history holds the mean
     per-image objective (log-likelihood plus log prior / N) before every E-step and at the end:
     ``iterations + 1`` values, never decreasing.
     """
     x = _binary(x).astype(np.float64)
-    if smoothing < 0 or k < 1:
-        raise ValueError(f"need k >= 1 and smoothing >= 0, got k={k}, smoothing={smoothing}")
+    if smoothing < 0 or components < 1:
+        raise ValueError(f"need components >= 1 and smoothing >= 0, got components="
+                         f"{components}, smoothing={smoothing}")
     rng = np.random.default_rng(seed)
-    mixture = m_step(x, rng.dirichlet(np.ones(k), size=len(x)), smoothing)
+    mixture = m_step(x, rng.dirichlet(np.ones(components), size=len(x)), smoothing)
     objective = []
     for _ in tqdm(range(iterations), desc="EM", unit="iteration", disable=not progress):
         joint = mixture.joint(x)

@@ -20,6 +20,7 @@ from book.gaussian import kl_to_standard_normal, reparameterize
 from book.history import ELBOTerms
 from book.numpy_train import Adam
 from book.numpy_vae import VAE, Architecture
+from book.seeding import initial_weights
 
 # numpy_vae's parameter names -> (layer, attribute) here
 LAYERS = {"W1": ("enc", "weight"), "b1": ("enc", "bias"),
@@ -53,20 +54,22 @@ class TorchVAE(nn.Module):
     """x -> act -> [mu, logvar]; z = mu + sigma eps -> act -> Bernoulli logits.
 
     With tanh, the same model as ``numpy_vae.VAE``; it follows ``book.train``'s protocol, so
-    the one training loop trains it too.
+    the one training loop trains it too. ``seed`` sets the initial weights (PyTorch's default
+    initialisation, from a generator seeded with it): the same seed, the same model.
     """
 
     likelihood = "bernoulli"
 
     def __init__(self, config: MLPConfig | Architecture = MLPConfig(),
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, seed: int = 0):
         super().__init__()
         if isinstance(config, Architecture):  # the NumPy model's sizes: tanh
             config = MLPConfig(config.x_dim, config.hidden, config.z_dim)
         self.config, self.act = config, ACTIVATIONS[config.activation]
         D, H, d = config.x_dim, config.hidden, config.z_dim
-        self.enc, self.head = nn.Linear(D, H, dtype=dtype), nn.Linear(H, 2 * d, dtype=dtype)
-        self.dec, self.out = nn.Linear(d, H, dtype=dtype), nn.Linear(H, D, dtype=dtype)
+        with initial_weights(seed):
+            self.enc, self.head = nn.Linear(D, H, dtype=dtype), nn.Linear(H, 2 * d, dtype=dtype)
+            self.dec, self.out = nn.Linear(d, H, dtype=dtype), nn.Linear(H, D, dtype=dtype)
 
     @property
     def z_dim(self) -> int:

@@ -127,7 +127,7 @@ def test_ppca_log_likelihood_matches_a_dense_multivariate_normal():
 
 def test_ppca_with_every_direction_is_the_full_covariance_gaussian():
     x = low_rank_data(n=500, seed=4)
-    fitted = ppca.fit_ppca(x, 5)  # q = D - 1
+    fitted = ppca.fit_ppca(x, 5)  # d = D - 1
     full = torch.distributions.MultivariateNormal(
         torch.as_tensor(x.mean(0)), covariance_matrix=torch.as_tensor(np.cov(x.T, bias=True)))
     np.testing.assert_allclose(fitted.log_likelihood(x[:20]),
@@ -164,9 +164,9 @@ def test_ppca_posterior_mean_is_the_gaussian_conditional():
 
 
 def test_ppca_needs_noise_and_a_valid_q():
-    with pytest.raises(ValueError, match="0 < q < D"):
+    with pytest.raises(ValueError, match="0 < d < D"):
         ppca.fit_ppca(np.zeros((10, 3)), 3)
-    flat = np.repeat(np.arange(10.0)[:, None], 3, axis=1)  # rank 1: no variance beyond q = 1
+    flat = np.repeat(np.arange(10.0)[:, None], 3, axis=1)  # rank 1: no variance beyond d = 1
     with pytest.raises(ValueError, match="dequantise"):
         ppca.fit_ppca(flat, 1)
 

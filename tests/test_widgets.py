@@ -73,6 +73,29 @@ def test_interpolation_rejects_unknown_kinds():
         latent.interpolate(np.ones(2), np.zeros(2), 0.5, "cubic")
 
 
+def test_the_line_s_midpoint_shrinks_by_one_over_cos_of_half_the_angle():
+    angles = np.array([0.3, np.pi / 2, 2.5, 3.1])  # acute, right, obtuse, nearly opposite
+    a = np.stack([np.full_like(angles, 2.0), np.zeros_like(angles)], axis=1)
+    b = 2.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    shrink = latent.midpoint_shrink(a, b)
+    np.testing.assert_allclose(shrink, 1 / np.cos(angles / 2))
+    assert abs(shrink[1] - np.sqrt(2)) < 1e-12 and shrink[3] > 20  # not bounded by sqrt 2
+    assert latent.midpoint_shrink(a[:1], -a[:1])[0] == np.inf
+    for i in range(len(angles)):  # the same ratio as the two paths' midpoints
+        line, arc = (latent.interpolate(a[i], b[i], 0.5, kind)[0]
+                     for kind in ("linear", "spherical"))
+        assert np.isclose(np.linalg.norm(arc) / np.linalg.norm(line), shrink[i])
+
+
+def test_spherical_interpolation_refuses_opposite_codes_and_takes_the_line_from_zero():
+    a = np.array([1.0, 2.0, -0.5])
+    with pytest.raises(ValueError, match="opposite directions"):
+        latent.interpolate(a, -3 * a, 0.5, "spherical")
+    t = np.linspace(0, 1, 5)
+    np.testing.assert_allclose(latent.interpolate(np.zeros(3), a, t, "spherical"),
+                               latent.interpolate(np.zeros(3), a, t, "linear"))
+
+
 def test_traversal_codes_change_one_dimension_per_row():
     z0 = np.array([0.5, -1.0, 2.0])
     values = np.array([-1.0, 0.0, 1.0, 2.0])

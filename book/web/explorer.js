@@ -162,7 +162,8 @@
 
   // --- a drawing as the encoder expects it ------------------------------------------------
   // Ink (values in [0, 1]) on a square pad of `side` pixels, prepared as MNIST prepared its
-  // digits: the ink's bounding box scaled to fit 20 x 20 pixels (area-averaged), then placed
+  // digits: the ink's bounding box scaled, larger or smaller, so that its longer side is 20
+  // pixels (each pixel the mean of the ink it covers, sampled on an n x n grid), then placed
   // so that its centre of mass falls on the centre of the 28 x 28 image.
   function mnistStyle(ink, side) {
     let x0 = side, y0 = side, x1 = -1, y1 = -1;
@@ -178,22 +179,27 @@
     }
     const image = new Float32Array(784);
     if (x1 < 0) return image;  // nothing drawn
-    const scale = Math.min(1, 20 / (Math.max(x1 - x0, y1 - y0) + 1));
+    const scale = 20 / (Math.max(x1 - x0, y1 - y0) + 1);
+    const width = Math.max(1, Math.round((x1 - x0 + 1) * scale));
+    const height = Math.max(1, Math.round((y1 - y0 + 1) * scale));
+    const n = Math.max(4, Math.ceil(1 / scale));  // samples per pixel and axis
     const box = new Float32Array(784);  // the scaled digit, top left at (0, 0)
-    for (let y = y0; y <= y1; y++) {
-      for (let x = x0; x <= x1; x++) {
-        const tx = Math.floor((x - x0) * scale), ty = Math.floor((y - y0) * scale);
-        box[ty * 28 + tx] += ink[y * side + x] * scale * scale;
-      }
-    }
     let mass = 0, mx = 0, my = 0;
-    for (let y = 0; y < 28; y++) {
-      for (let x = 0; x < 28; x++) {
-        const v = Math.min(1, box[y * 28 + x]);
-        box[y * 28 + x] = v;
+    for (let ty = 0; ty < height; ty++) {
+      for (let tx = 0; tx < width; tx++) {
+        let sum = 0;
+        for (let sy = 0; sy < n; sy++) {
+          const py = Math.min(y1, Math.floor(y0 + (ty + (sy + 0.5) / n) / scale));
+          for (let sx = 0; sx < n; sx++) {
+            const px = Math.min(x1, Math.floor(x0 + (tx + (sx + 0.5) / n) / scale));
+            sum += ink[py * side + px];
+          }
+        }
+        const v = Math.min(1, sum / (n * n));
+        box[ty * 28 + tx] = v;
         mass += v;
-        mx += v * x;
-        my += v * y;
+        mx += v * tx;
+        my += v * ty;
       }
     }
     const dx = Math.round(13.5 - mx / mass), dy = Math.round(13.5 - my / mass);
@@ -204,6 +210,23 @@
       }
     }
     return image;
+  }
+
+  // Grey levels in [0, 1] to binary pixels, as the book binarised its test digits: each pixel
+  // on with probability equal to its grey level, drawn once from a generator seeded with
+  // `seed` (mulberry32), so that the same drawing always gives the same image. The encoder
+  // was trained on binary digits; anti-aliased grey strokes are not what it has seen.
+  function binarize(image, seed) {
+    let state = seed >>> 0;
+    const binary = new Float32Array(image.length);
+    for (let i = 0; i < image.length; i++) {
+      state = (state + 0x6d2b79f5) >>> 0;
+      let t = Math.imul(state ^ (state >>> 15), 1 | state);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      const uniform = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+      binary[i] = uniform < image[i] ? 1 : 0;
+    }
+    return binary;
   }
 
   // --- drawing ---------------------------------------------------------------------------
@@ -346,7 +369,7 @@
       const pixels = ink.getImageData(0, 0, pad.width, pad.height).data;
       const alpha = new Float32Array(pad.width * pad.height);
       for (let i = 0; i < alpha.length; i++) alpha[i] = pixels[4 * i + 3] / 255;
-      state.drawn = mnistStyle(alpha, pad.width);
+      state.drawn = binarize(mnistStyle(alpha, pad.width), 0);
       state.encoded = encode(state.drawn);
       drawDigit(seen, state.drawn);
       drawDigit(recon, decode(state.encoded.mu));
@@ -378,7 +401,8 @@
     return api;
   }
 
-  const VAEExplorer = { halfToFloat, readTensor, makeDecoder, makeEncoder, mnistStyle, mount };
+  const VAEExplorer = { halfToFloat, readTensor, makeDecoder, makeEncoder, mnistStyle, binarize,
+                        mount };
   root.VAEExplorer = VAEExplorer;
   if (typeof module === "object" && module.exports) module.exports = VAEExplorer;
 })(typeof globalThis !== "undefined" ? globalThis : this);
