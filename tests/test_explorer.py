@@ -33,7 +33,7 @@ const out = {decoded: input.z.map(z => Array.from(decode(z))),
 if (input.ink) out.mnist = Array.from(X.mnistStyle(Float32Array.from(input.ink), input.side));
 if (input.grey) out.binary = Array.from(X.binarize(Float32Array.from(input.grey), input.seed));
 if (input.drawing) {  // what the page does on release: prepare, binarise, encode
-  const drawn = X.binarize(X.mnistStyle(Float32Array.from(input.drawing), input.side), 0);
+  const drawn = X.prepareDrawing(Float32Array.from(input.drawing), input.side);
   out.drawn = Array.from(drawn);
   out.drawn_code = encode(drawn);
 }

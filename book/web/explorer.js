@@ -229,6 +229,11 @@
     return binary;
   }
 
+  // What the encoder sees of a drawing: prepared as MNIST's digits, binarised as the test set.
+  function prepareDrawing(ink, side) {
+    return binarize(mnistStyle(ink, side), 0);
+  }
+
   // --- drawing ---------------------------------------------------------------------------
   const DIGIT_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                          "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];  // tab10
@@ -369,7 +374,7 @@
       const pixels = ink.getImageData(0, 0, pad.width, pad.height).data;
       const alpha = new Float32Array(pad.width * pad.height);
       for (let i = 0; i < alpha.length; i++) alpha[i] = pixels[4 * i + 3] / 255;
-      state.drawn = binarize(mnistStyle(alpha, pad.width), 0);
+      state.drawn = prepareDrawing(alpha, pad.width);
       state.encoded = encode(state.drawn);
       drawDigit(seen, state.drawn);
       drawDigit(recon, decode(state.encoded.mu));
@@ -402,7 +407,7 @@
   }
 
   const VAEExplorer = { halfToFloat, readTensor, makeDecoder, makeEncoder, mnistStyle, binarize,
-                        mount };
+                        prepareDrawing, mount };
   root.VAEExplorer = VAEExplorer;
   if (typeof module === "object" && module.exports) module.exports = VAEExplorer;
 })(typeof globalThis !== "undefined" ? globalThis : this);
