@@ -6,10 +6,10 @@ Jupyter Book 1.x pages load MathJax from a CDN. This ships the parts of the npm 
 It copies after the build, not through ``html_static_path``: Jupyter Book would add a script
 tag for every ``.js`` file found there.
 
-The book's web assets live in ``book/web/`` (shipped with the package). Only the style sheet
-``book/web/book.css`` goes into the site: it is named alone in ``html_static_path`` (a file
-entry, copied into ``_static`` before the pages are written) and added to every page after
-the theme's own styles.
+The book's web assets live in ``book/web/`` (shipped with the package). Two go into the site,
+each named alone in ``html_static_path`` (a file entry, copied into ``_static`` before the pages
+are written): the style sheet ``book.css``, added to every page after the theme's own styles,
+and ``mathjax-menu.js``, which keeps MathJax's menu to what works offline.
 """
 from __future__ import annotations
 
@@ -21,10 +21,17 @@ from sphinx.config import Config
 from sphinx.errors import ExtensionError
 
 MATHJAX = Path(__file__).resolve().parent.parent / "node_modules" / "mathjax" / "es5"
-# The entry point, its fonts, and the TeX extensions it autoloads (\boldsymbol and friends).
-MATHJAX_PARTS = ["tex-mml-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/extensions"]
+# The entry point, its fonts, and the TeX extensions it autoloads (\boldsymbol and friends);
+# and everything its right-click menu can load: the SVG renderer (Math Settings > Math
+# Renderer), the accessibility extensions (Accessibility) and the speech rule engine's
+# language files they read. A menu item that fetched a file the site does not ship would fail
+# on every page, since MathJax remembers the reader's choice.
+MATHJAX_PARTS = ["tex-mml-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/extensions",
+                 "output/svg.js", "output/svg/fonts", "a11y", "sre/mathmaps"]
 
 STYLESHEET = Path(__file__).resolve().parent.parent / "book" / "web" / "book.css"
+# Hides the menu items that fail offline and forgets a stored choice of them (read it first).
+MATHJAX_MENU = Path(__file__).resolve().parent.parent / "book" / "web" / "mathjax-menu.js"
 
 
 def check_mathjax(app: Sphinx) -> None:
@@ -49,11 +56,14 @@ def copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
 
 
 def add_stylesheet(app: Sphinx, config: Config) -> None:
-    if not STYLESHEET.is_file():
-        raise ExtensionError(f"The book's style sheet is missing: {STYLESHEET}")
-    config.html_static_path = [*config.html_static_path, str(STYLESHEET)]
+    for asset in (STYLESHEET, MATHJAX_MENU):
+        if not asset.is_file():
+            raise ExtensionError(f"A web asset of the book is missing: {asset}")
+    config.html_static_path = [*config.html_static_path, str(STYLESHEET), str(MATHJAX_MENU)]
     # After the theme's, sphinx-design's and myst-nb's style sheets (priority 500), so it wins.
     app.add_css_file(STYLESHEET.name, priority=600)
+    # A plain script in the head, before MathJax (which is deferred) reads the stored settings.
+    app.add_js_file(MATHJAX_MENU.name, priority=100)
 
 
 def setup(app: Sphinx) -> dict:

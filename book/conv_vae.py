@@ -14,8 +14,9 @@ Two observation models, chosen by the config:
 - "gaussian": dequantised grey levels x = (pixel + u) / 256, u ~ U(0, 1), k = 2: a mean and
   a standard deviation per pixel, sigma_x >= ``sigma_floor``. A real density, so it can be
   reported in bits per dimension.
-q's log sigma^2 lies in (-LOGVAR_BOUND, LOGVAR_BOUND), so that exp never overflows and log q
-never meets a zero variance; sigma_x has a floor, so that no pixel's density is unbounded.
+q's log sigma^2 lies in (-8, 8) (``book.gaussian.bounded_logvar``, as in every model of the
+book), so that exp never overflows and log q never meets a zero variance; sigma_x has a floor,
+so that no pixel's density is unbounded.
 """
 from __future__ import annotations
 
@@ -27,13 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from book.gaussian import gaussian_log_density, kl_to_standard_normal, reparameterize
+from book.configs import plain_fields, require
+from book.data import require_binary
+from book.gaussian import (bounded_logvar, gaussian_log_density, kl_to_standard_normal,
+                           reparameterize)
 from book.history import ELBOTerms
 from book.seeding import initial_weights
 
-# q's sigma stays in (0.018, 55). An encoder that the KL restrains stays well inside; one
-# trained without it (beta = 0) can sit at the lower bound: chapter 4 counts such codes.
-LOGVAR_BOUND = 8.0
 SIDE = 28
 
 
@@ -50,9 +51,14 @@ class ConvConfig:
     sigma_floor: float = 1 / (256 * math.sqrt(2 * math.pi))
 
     def __post_init__(self):
-        if self.likelihood not in ("bernoulli", "gaussian"):
-            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', "
-                             f"got {self.likelihood!r}")
+        plain_fields(self)  # plain Python values, whatever came in (book.configs)
+        require(self, self.likelihood in ("bernoulli", "gaussian"), "likelihood",
+                "'bernoulli' or 'gaussian'")
+        require(self, self.z_dim >= 1, "z_dim", "at least 1")
+        require(self, min(self.channels) >= 1, "channels", "two positive channel counts")
+        require(self, self.dense >= 0, "dense", "0 (no dense layer) or more units")
+        require(self, math.isfinite(self.sigma_floor) and self.sigma_floor >= 0,
+                "sigma_floor", "a finite number >= 0")
 
 
 def _dense(fan_in: int, units: int) -> list[nn.Module]:
@@ -99,7 +105,7 @@ class ConvVAE(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The mean and the (bounded) log-variance of q(z | x), each (N, d)."""
         mu, raw = self.encoder(self.check_images(x)).chunk(2, dim=-1)
-        return mu, LOGVAR_BOUND * torch.tanh(raw / LOGVAR_BOUND)
+        return mu, bounded_logvar(raw)  # in (-8, 8): book.gaussian.LOGVAR_BOUND
 
     def decode(self, z: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Bernoulli: the logits (N, 1, 28, 28). Gaussian: the mean and log-variance of x."""
@@ -113,6 +119,8 @@ class ConvVAE(nn.Module):
     def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x | z) for images x (N, 1, 28, 28) and codes z (..., N, d): one per code."""
         x = self.check_images(x)
+        if self.likelihood == "bernoulli":
+            require_binary(x, "a ConvVAE with a Bernoulli decoder")
         batch = z.shape[:-1]
         out = self.decode(z.reshape(-1, self.z_dim))
         x = x.expand(*batch[:-1], *x.shape).reshape(-1, *x.shape[1:])  # one x per code

@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import http.client
 import os
-import secrets
 import struct
 import sys
 import urllib.error
@@ -24,6 +23,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from book.files import atomic_write
 
 ENV_VAR = "VAE_BOOK_DATA"
 TIMEOUT_S = 60  # seconds without a byte before a download is given up
@@ -161,6 +162,28 @@ def to_unit_interval(images: np.ndarray, dtype=np.float32) -> np.ndarray:
     return unit
 
 
+BINARISE = ("binarise them first: book.data.observe(images, 'binary', generator) for the uint8 "
+            "images load_dataset returns (as a torch tensor), or "
+            "book.data.binarize(book.data.to_unit_interval(images), seed) for a NumPy array; "
+            "for grey levels use a Gaussian decoder, ConvConfig(likelihood='gaussian')")
+
+
+def require_binary(x: Any, model: str = "a Bernoulli likelihood") -> Any:
+    """``x`` itself (a NumPy array or a torch tensor) if every value is 0 or 1, else a
+    ``ValueError`` that says how to binarise.
+
+    Every Bernoulli path of the book (the NumPy VAE, the PyTorch models, the mixture) calls it:
+    fed grey levels in [0, 1], the Bernoulli formula still returns numbers, but they are not the
+    probability of any data (chapter 2), so they are refused rather than reported in nats.
+    """
+    off = (x != 0) & (x != 1)
+    if bool(off.any()):
+        count, value = int(off.sum()), float(x[off].reshape(-1)[0])
+        raise ValueError(f"{model} models binary pixels (0 or 1), but {count:,} values of x "
+                         f"are neither, for example {value:.4g}: {BINARISE}")
+    return x
+
+
 def binarize(images01: np.ndarray, seed: int | np.random.Generator = 0) -> np.ndarray:
     """Stochastic binarisation: each pixel is 1 with probability equal to its intensity.
 
@@ -183,8 +206,17 @@ def observe(images: Any, kind: str, generator: Any) -> Any:
     "dequantized": (pixel + u) / 256 with u ~ U(0, 1), a fresh draw: a density over [0, 1)
     is then a density of the 256 grey levels. "grey": pixel / 255, as they are; many pixels
     are exactly 0, where a continuous density can grow without bound.
-    Drawn on the images' device with the given ``torch.Generator``.
+    Drawn on the images' device with the given ``torch.Generator``. Only raw uint8 images are
+    taken: a float input has been prepared already, and dividing it by 255 again would leave
+    almost every pixel off.
     """
+    import torch
+
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
+        raise TypeError(f"observe takes the uint8 images (0..255) that load_dataset returns, "
+                        f"as a torch tensor; got {getattr(images, 'dtype', type(images))}. "
+                        "Pass the raw images (torch.as_tensor(images)), not observed or "
+                        "scaled ones: preparing them twice divides by 255 twice")
     grey = images.float()
     if kind == "binary":
         return (grey / 255).bernoulli(generator=generator)
@@ -265,24 +297,21 @@ def _describe(error: BaseException) -> str:
 
 
 def _fetch(url: str, path: Path, checksums: dict[str, str], progress: bool = False) -> None:
-    """Stream ``url`` to a temporary file beside ``path``; move it into place once verified."""
-    # The temporary file sits in the target folder so that os.replace is an atomic rename,
-    # and has a random suffix so that two processes downloading at once never share one.
-    part = path.with_name(f"{path.name}.part-{secrets.token_hex(4)}")
+    """Stream ``url`` to a temporary file beside ``path``; move it into place once verified
+    (``book.files.atomic_write``: a failed or corrupt download leaves nothing behind)."""
     hashes = {algorithm: hashlib.new(algorithm) for algorithm in checksums}
-    try:
-        with (urllib.request.urlopen(url, timeout=TIMEOUT_S) as response,
-              open(part, "xb") as out):
-            expected = response.headers.get("Content-Length")
-            received = 0
-            with tqdm(total=int(expected) if expected else None, unit="B", unit_scale=True,
-                      desc=path.name, disable=not progress, leave=False) as bar:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-                    for digest in hashes.values():
-                        digest.update(chunk)
+    with (urllib.request.urlopen(url, timeout=TIMEOUT_S) as response,
+          atomic_write(path) as out):
+        expected = response.headers.get("Content-Length")
+        received = 0
+        with tqdm(total=int(expected) if expected else None, unit="B", unit_scale=True,
+                  desc=path.name, disable=not progress, leave=False) as bar:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+                for digest in hashes.values():
+                    digest.update(chunk)
         # http.client returns short reads silently when a connection drops,
         # so count the bytes.
         if expected is not None and received != int(expected):
@@ -295,10 +324,8 @@ def _fetch(url: str, path: Path, checksums: dict[str, str], progress: bool = Fal
                     f"expected {checksums[algorithm]}): "
                     "the download is corrupt or not the published file"
                 )
-        _parse_idx(gzip.decompress(part.read_bytes()), images="images" in path.name)
-        os.replace(part, path)
-    finally:
-        part.unlink(missing_ok=True)  # a no-op after a successful os.replace
+        out.flush()
+        _parse_idx(gzip.decompress(Path(out.name).read_bytes()), images="images" in path.name)
 
 
 # --- reading and checking files ---------------------------------------------------------------

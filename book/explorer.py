@@ -19,7 +19,8 @@ from importlib import resources
 import numpy as np
 import torch
 
-from book.conv_vae import LOGVAR_BOUND, ConvConfig, ConvVAE, decode_means
+from book.conv_vae import ConvConfig, ConvVAE, decode_means
+from book.gaussian import LOGVAR_BOUND
 from book.plots import image_grid
 from book.png import grey_levels, png_bytes
 

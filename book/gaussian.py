@@ -17,6 +17,11 @@ Array = Any  # a numpy.ndarray or a torch.Tensor
 
 LOG_2PI = math.log(2.0 * math.pi)
 
+# Every encoder's log sigma^2 lies in (-LOGVAR_BOUND, LOGVAR_BOUND): sigma in (0.018, 55), so
+# that exp never overflows and log q never meets a zero variance. An encoder that the KL
+# restrains stays well inside; one trained without it (beta = 0) can sit at the lower bound.
+LOGVAR_BOUND = 8.0
+
 
 def _xp(x: Array):
     """The array module of ``x``: numpy for arrays, torch for tensors (imported only then)."""
@@ -47,6 +52,16 @@ def kl_to_standard_normal(mu: Array, logvar: Array) -> Array:
     """
     xp = _xp(mu)
     return 0.5 * xp.sum(xp.exp(logvar) + mu**2 - 1.0 - logvar, axis=-1)
+
+
+def bounded_logvar(raw: Array) -> Array:
+    """An encoder's raw output as a log-variance in (-LOGVAR_BOUND, LOGVAR_BOUND):
+    ``B tanh(raw / B)``, which is ``raw`` itself for moderate values (B = LOGVAR_BOUND).
+
+    Its derivative is 1 - (logvar / B)^2, written in terms of its own output, so a backward
+    pass needs no more than the log-variance it already keeps.
+    """
+    return LOGVAR_BOUND * _xp(raw).tanh(raw / LOGVAR_BOUND)
 
 
 def reparameterize(mu: Array, logvar: Array, eps: Array) -> Array:

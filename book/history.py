@@ -6,8 +6,9 @@ their sum, the negative ELBO, with its standard error over the examples.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -52,6 +53,46 @@ class Losses:
         recon, kl = np.asarray(recon, np.float64), np.asarray(kl, np.float64)
         _, se = mean_and_standard_error(recon + kl)
         return cls(float(recon.mean()), float(kl.mean()), float(se))
+
+
+class TrainingDiverged(FloatingPointError):
+    """A minibatch's loss is no longer finite, or has exploded: training has diverged."""
+
+
+EXPLOSION = 10.0  # diverged: a loss this many times |the first loss| above the first loss
+
+
+class Divergence:
+    """Watches one training run's minibatch losses and stops the run once it has diverged.
+
+    Diverged means a loss that is not finite, or one that has *exploded*: more than
+    ``EXPLOSION`` times max(|L0|, 1) nats above the run's first minibatch loss L0, worse than
+    the untrained model by far. (A bounded log-variance keeps a run with too large a learning
+    rate finite; its loss then explodes instead, to thousands of nats per image.) Both training
+    loops, NumPy's and PyTorch's, call ``check`` on every minibatch before its step, so a
+    diverged run stops at once and never steps on its gradients; the error says whether the
+    model's weights are still finite (those of the last step) or not.
+    """
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+
+    def check(self, loss: float, lr: float, weights_finite: Callable[[], bool]) -> float:
+        """``loss`` (a minibatch's mean, in nats per example) if the run has not diverged,
+        else ``TrainingDiverged``, which names the learning rate ``lr`` to lower."""
+        if self.first is None and math.isfinite(loss):
+            self.first = loss
+        if math.isfinite(loss) and loss <= self.first + EXPLOSION * max(abs(self.first), 1):
+            return loss
+        what = (f"{loss} nats" if not math.isfinite(loss) else
+                f"{loss:,.0f} nats, exploded from {self.first:,.0f} at the start")
+        state = ("the model keeps the weights of the last step, which are finite"
+                 if weights_finite() else
+                 "the model's weights are no longer finite: build the model afresh")
+        raise TrainingDiverged(
+            f"training diverged: a minibatch's loss is {what}, so no step was taken; {state}. "
+            f"Lower the learning rate (it is {lr:g}), or check that the data are what the "
+            "likelihood expects")
 
 
 @dataclass

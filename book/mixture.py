@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
+from book.data import require_binary
 from book.gaussian import log_sum_exp
 
 # A probability of exactly 0 or 1 enters a logarithm as this far from it, so that a pixel a
@@ -114,7 +115,4 @@ def _binary(x: np.ndarray) -> np.ndarray:
     if x.ndim != 2:
         raise ValueError(f"expected binary images flattened to (N, D), got shape {x.shape}: "
                          "reshape with x.reshape(len(x), -1)")
-    if not np.isin(x, (0, 1)).all():
-        raise ValueError("a Bernoulli mixture models binary pixels; binarise the images first "
-                         "(book.data.binarize, or observe(images, 'binary', generator))")
-    return x
+    return require_binary(x, "a Bernoulli mixture")

@@ -12,7 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from book.data import binarize, minibatches
-from book.history import History, Losses
+from book.history import Divergence, History, Losses
 from book.numpy_vae import VAE, ForwardPass
 
 
@@ -48,10 +48,16 @@ class Adam:
 
 
 def train_step(model: VAE, optimizer: Adam, x: np.ndarray, rng: np.random.Generator,
-               beta: float = 1.0) -> ForwardPass:
-    """One Adam step on the batch x's mean of recon + beta * KL (beta = 1: the -ELBO)."""
+               beta: float = 1.0, divergence: Divergence | None = None) -> ForwardPass:
+    """One Adam step on the batch x's mean of recon + beta * KL (beta = 1: the -ELBO).
+
+    Raises ``book.history.TrainingDiverged``, before the step, once the loss is not finite
+    (or, watched by the run's ``divergence``, has exploded).
+    """
     eps = rng.standard_normal((len(x), model.arch.z_dim), dtype=model.dtype)
     f = model.forward(x, eps)
+    (divergence or Divergence()).check(f.loss, optimizer.lr,
+                                       lambda: bool(np.isfinite(model.flat).all()))
     model.backward(f, beta)
     optimizer.step(model.grad_flat)
     return f
@@ -88,7 +94,7 @@ def train(model: VAE, x_train: np.ndarray, x_test: np.ndarray, *, images: int,
     eval_every = eval_every or max(1, images // 20)
     rng = np.random.default_rng(seed)
     optimizer = Adam(model.flat, lr=lr)
-    history = History()
+    history, divergence = History(), Divergence()
     start, recon, kl = time.perf_counter(), [], []
     seen, next_record = 0, eval_every
     with tqdm(total=math.ceil(images / batch_size), desc="training", unit="step",
@@ -97,7 +103,7 @@ def train(model: VAE, x_train: np.ndarray, x_test: np.ndarray, *, images: int,
             targets = binarize(x_train, rng) if dynamic_binarization else x_train
             for idx in minibatches(len(targets), batch_size, rng):
                 idx = idx[:images - seen]
-                f = train_step(model, optimizer, targets[idx], rng, beta)
+                f = train_step(model, optimizer, targets[idx], rng, beta, divergence)
                 recon.append(f.recon)
                 kl.append(f.kl)
                 seen += len(idx)

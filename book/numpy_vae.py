@@ -3,7 +3,8 @@
 The model (one tanh hidden layer each way, as in Kingma & Welling's MNIST experiments)::
 
     encoder   h = tanh(x W1 + b1)          x: D pixels -> H hidden units
-              [mu, logvar] = h W2 + b2     -> 2d numbers: the mean and log-variance of q(z|x)
+              [mu, a] = h W2 + b2          -> 2d numbers: the mean and, through
+              logvar = 8 tanh(a / 8),         the log-variance of q(z|x), kept in (-8, 8)
     sample    z = mu + sigma * eps         sigma = exp(logvar / 2), eps ~ N(0, I)
     decoder   g = tanh(z W3 + b3)          z: d -> H
               logits = g W4 + b4           -> D logits, p(x_i = 1 | z) = sigmoid(logits_i)
@@ -34,7 +35,11 @@ import numpy as np
 import numpy.typing as npt
 
 from book.checks import gradient_errors
-from book.gaussian import kl_to_standard_normal, kl_to_standard_normal_grad, reparameterize
+from book.configs import plain_fields, require
+from book.data import require_binary
+from book.files import atomic_write
+from book.gaussian import (LOGVAR_BOUND, bounded_logvar, kl_to_standard_normal,
+                           kl_to_standard_normal_grad, reparameterize)
 from book.history import ELBOTerms
 
 
@@ -45,6 +50,11 @@ class Architecture:
     x_dim: int = 784
     hidden: int = 512
     z_dim: int = 32
+
+    def __post_init__(self):
+        plain_fields(self)  # ints, whatever integer type came in (book.configs)
+        for name in ("x_dim", "hidden", "z_dim"):
+            require(self, getattr(self, name) >= 1, name, "at least 1")
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """Each parameter's shape; weights are (inputs, outputs) so a layer is ``a @ W + b``."""
@@ -58,8 +68,9 @@ def bernoulli_log_likelihood(x: np.ndarray, logits: np.ndarray) -> np.ndarray:
 
     softplus(l) = log(1 + e^l) is computed as max(l, 0) + log1p(e^-|l|): e^-|l| <= 1
     never overflows, and no probability sigmoid(l) is formed whose log would be -inf when
-    it rounds to 0.
+    it rounds to 0. x must be binary: grey levels are refused (``book.data.require_binary``).
     """
+    require_binary(x)
     softplus = np.maximum(logits, 0) + np.log1p(np.exp(-np.abs(logits)))
     return np.sum(x * logits - softplus, axis=-1)
 
@@ -154,11 +165,12 @@ class VAE:
         return ForwardPass(recon, kl, x, eps, h, mu, logvar, z, g, logits)
 
     def _encoder(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """h = tanh(x W1 + b1), then [mu, logvar] = h W2 + b2; returns (h, mu, logvar)."""
+        """h = tanh(x W1 + b1), then [mu, a] = h W2 + b2 and logvar = 8 tanh(a / 8);
+        returns (h, mu, logvar)."""
         P, d = self.params, self.arch.z_dim
         h = _tanh_layer(x, P["W1"], P["b1"])
         head = _affine(h, P["W2"], P["b2"])
-        return h, head[:, :d], head[:, d:]
+        return h, head[:, :d], bounded_logvar(head[:, d:])
 
     def _decoder(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """g = tanh(z W3 + b3), then logits = g W4 + b4; returns (g, logits)."""
@@ -192,6 +204,8 @@ class VAE:
         kl_mu, kl_logvar = kl_to_standard_normal_grad(f.mu, f.logvar)
         d_mu = d_z + beta * kl_mu / n
         d_logvar = 0.5 * d_z * np.exp(0.5 * f.logvar) * f.eps + beta * kl_logvar / n
+        # logvar = B tanh(a / B), so d logvar / d a = 1 - tanh^2 = 1 - (logvar / B)^2
+        d_logvar *= 1 - (f.logvar / LOGVAR_BOUND) ** 2
         d_head = np.concatenate([d_mu, d_logvar], axis=1)
         np.matmul(f.h.T, d_head, out=G["W2"])
         np.sum(d_head, axis=0, out=G["b2"])
@@ -203,12 +217,14 @@ class VAE:
 
     # --- saving and loading -------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write the weights and the architecture to an ``.npz`` file; returns its path."""
+        """Write the weights and the architecture to an ``.npz`` file, atomically
+        (``book.files.atomic_write``); returns its path."""
         path = Path(path)
         # as np.savez names it:
         path = path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
         arch = {f"arch_{k}": np.int64(v) for k, v in asdict(self.arch).items()}
-        np.savez(path, **self.params, **arch)
+        with atomic_write(path) as out:
+            np.savez(out, **self.params, **arch)
         return path
 
     @classmethod

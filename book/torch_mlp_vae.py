@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from book.gaussian import kl_to_standard_normal, reparameterize
+from book.configs import plain_fields, require
+from book.data import require_binary
+from book.gaussian import bounded_logvar, kl_to_standard_normal, reparameterize
 from book.history import ELBOTerms
 from book.numpy_train import Adam
 from book.numpy_vae import VAE, Architecture
@@ -39,9 +41,11 @@ class MLPConfig:
     activation: str = "tanh"  # the NumPy chapter's; "relu" for pytorch/examples' VAE
 
     def __post_init__(self):
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
-                             f"got {self.activation!r}")
+        plain_fields(self)  # plain Python values, whatever came in (book.configs)
+        require(self, self.activation in ACTIVATIONS, "activation",
+                f"one of {sorted(ACTIVATIONS)}")
+        for name in ("x_dim", "hidden", "z_dim"):
+            require(self, getattr(self, name) >= 1, name, "at least 1")
 
 
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
@@ -51,7 +55,7 @@ PYTORCH_EXAMPLES = MLPConfig(x_dim=784, hidden=400, z_dim=20, activation="relu")
 
 
 class TorchVAE(nn.Module):
-    """x -> act -> [mu, logvar]; z = mu + sigma eps -> act -> Bernoulli logits.
+    """x -> act -> [mu, 8 tanh(a / 8)]; z = mu + sigma eps -> act -> Bernoulli logits.
 
     With tanh, the same model as ``numpy_vae.VAE``; it follows ``book.train``'s protocol, so
     the one training loop trains it too. ``seed`` sets the initial weights (PyTorch's default
@@ -80,8 +84,9 @@ class TorchVAE(nn.Module):
         return (self.config.x_dim,)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The mean and log-variance of q(z | x) for a batch x (N, D)."""
-        return self.head(self.act(self.enc(x))).chunk(2, dim=-1)
+        """The mean and the (bounded) log-variance of q(z | x) for a batch x (N, D)."""
+        mu, raw = self.head(self.act(self.enc(x))).chunk(2, dim=-1)
+        return mu, bounded_logvar(raw)  # in (-8, 8), as in every model of the book
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The Bernoulli logits of p(x | z) for a batch z (N, d)."""
@@ -90,7 +95,7 @@ class TorchVAE(nn.Module):
     def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x | z) for x (N, D) and codes z (..., N, d): one value per code."""
         logits = self.decode(z)
-        x = x.expand_as(logits)
+        x = require_binary(x, "an MLP VAE with a Bernoulli decoder").expand_as(logits)
         return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor) -> ELBOTerms:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,8 @@ import torch
 from tqdm.auto import tqdm
 
 from book import data
-from book.history import History, Losses
+from book.files import atomic_write
+from book.history import Divergence, History, Losses
 
 TEST_SEED = 0  # the one fixed draw of the test set's observations, for every evaluation
 
@@ -40,15 +40,29 @@ def to_device(images: np.ndarray | torch.Tensor, device: torch.device) -> torch.
     return images.to(device)
 
 
-# What each observation model is trained on (see book.data.observe).
+# What each observation model is trained on by default, and what else it may see
+# (see book.data.observe): a Bernoulli likelihood is a probability of binary images only.
 OBSERVATION = {"bernoulli": "binary", "gaussian": "dequantized"}
+ADMITTED = {"bernoulli": ("binary",), "gaussian": ("dequantized", "grey")}
+
+
+def observation_kind(model: Any, kind: str | None = None) -> str:
+    """``kind`` (default: what the model's likelihood is trained on) if the model's likelihood
+    admits it, else a ValueError: grey levels are no data for a Bernoulli likelihood."""
+    kind = kind or OBSERVATION[model.likelihood]
+    if kind not in ADMITTED[model.likelihood]:
+        admitted = " or ".join(ADMITTED[model.likelihood])
+        raise ValueError(f"a {model.likelihood} likelihood cannot be trained or scored on "
+                         f"{kind!r} observations; it takes {admitted} (for grey levels, use "
+                         "ConvConfig(likelihood='gaussian'))")
+    return kind
 
 
 def observe(model: Any, images: torch.Tensor, generator: torch.Generator,
             kind: str | None = None) -> torch.Tensor:
     """uint8 images as the model takes them (by default binarised or dequantised, as its
     likelihood needs), in its input shape."""
-    x = data.observe(images, kind or OBSERVATION[model.likelihood], generator)
+    x = data.observe(images, observation_kind(model, kind), generator)
     return x.reshape(len(x), *model.input_shape)
 
 
@@ -65,7 +79,7 @@ def fixed_observations(images: np.ndarray | torch.Tensor, kind: str) -> torch.Te
 
 def observe_test_set(model: Any, images: torch.Tensor, kind: str | None = None) -> torch.Tensor:
     """The test images as the model sees them (``fixed_observations``), in its input shape."""
-    x = fixed_observations(images, kind or OBSERVATION[model.likelihood])
+    x = fixed_observations(images, observation_kind(model, kind))
     return x.reshape(len(x), *model.input_shape)
 
 
@@ -88,10 +102,18 @@ def learning_rate(lr: float, schedule: str, progress: float) -> float:
 
 
 def train_step(model: Any, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-               eps: torch.Tensor, kl_weight: float = 1.0) -> Any:
-    """One Adam step on the batch mean of recon + kl_weight * KL; returns the batch's terms."""
+               eps: torch.Tensor, kl_weight: float = 1.0,
+               divergence: Divergence | None = None) -> Any:
+    """One Adam step on the batch mean of recon + kl_weight * KL; returns the batch's terms.
+
+    Raises ``book.history.TrainingDiverged``, before the step, once the loss is not finite
+    (or, watched by the run's ``divergence``, has exploded).
+    """
     terms = model(x, eps)
     loss = (terms.recon + kl_weight * terms.kl).mean()
+    (divergence or Divergence()).check(
+        loss.item(), optimizer.param_groups[0]["lr"],
+        lambda: all(bool(torch.isfinite(p).all()) for p in model.parameters()))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -140,7 +162,8 @@ def train(model: Any, train_images: np.ndarray | torch.Tensor,
     ``observation`` overrides what the images are turned into (``book.data.observe``).
     ``seed`` seeds torch's global generator too (a run on the CPU repeats exactly; on CUDA,
     some kernels are not deterministic).
-    Raises ``FloatingPointError`` as soon as the loss is no longer finite.
+    Raises ``book.history.TrainingDiverged`` (a ``FloatingPointError``) on the first minibatch
+    whose loss is not finite or has exploded (``book.history.Divergence``), before its step.
     """
     if images is None and seconds is None:
         raise ValueError("give a budget: images (training images to process), seconds, or both")
@@ -157,7 +180,7 @@ def train(model: Any, train_images: np.ndarray | torch.Tensor,
     train_set = to_device(train_images, device)
     x_test = observe_test_set(model, to_device(test_images, device), observation)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    history, recon, kl = History(), [], []
+    history, recon, kl, divergence = History(), [], [], Divergence()
     seen, next_record, start = 0, eval_every, time.perf_counter()
 
     def progress_made() -> float:  # the share of the budget used so far
@@ -178,7 +201,7 @@ def train(model: Any, train_images: np.ndarray | torch.Tensor,
                     group["lr"] = learning_rate(lr, lr_schedule, progress_made())
                 eps = torch.randn(len(idx), model.z_dim, generator=generator, device=device)
                 weight = kl_weight(seen, beta, warmup_images)
-                terms = train_step(model, optimizer, x[idx], eps, weight)
+                terms = train_step(model, optimizer, x[idx], eps, weight, divergence)
                 recon.append(terms.recon.detach())
                 kl.append(terms.kl.detach())
                 seen += len(idx)
@@ -187,11 +210,6 @@ def train(model: Any, train_images: np.ndarray | torch.Tensor,
                 if done or (next_record is not None and seen >= next_record):
                     seen_losses = Losses.of(torch.cat(recon).double().cpu().numpy(),
                                             torch.cat(kl).double().cpu().numpy())
-                    if not math.isfinite(seen_losses.neg_elbo):
-                        raise FloatingPointError(
-                            f"training diverged: the loss is {seen_losses.neg_elbo} after "
-                            f"{seen:,} images; lower the learning rate ({lr}) or check the "
-                            "model's outputs")
                     test = evaluate(model, x_test)
                     history.record(seen / len(x), seen, time.perf_counter() - start,
                                    seen_losses, test)
@@ -209,19 +227,31 @@ def train(model: Any, train_images: np.ndarray | torch.Tensor,
 
 
 def save_checkpoint(model: Any, path: str | Path) -> Path:
-    """Write the model's class, config and weights to ``path``, atomically."""
+    """Write the model's class, config and weights to ``path``, atomically and durably
+    (``book.files.atomic_write``: synced to the disk before it takes the name).
+
+    Every file written here loads with ``weights_only=True``: the config must hold plain
+    Python values (the book's configs convert theirs when built), else a TypeError.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint = {"model": type(model).__name__,
-                  "config": dataclasses.asdict(model.config),
+    config = dataclasses.asdict(model.config)
+    for name, value in config.items():
+        if not _plain(value):
+            raise TypeError(f"{type(model.config).__name__}.{name} = {value!r} is not a plain "
+                            "Python value, so torch.load(weights_only=True) could not read "
+                            "the checkpoint back; give the config int, float, str or tuples")
+    checkpoint = {"model": type(model).__name__, "config": config,
                   "state": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    part = path.with_name(f".{path.name}.part-{os.getpid()}")
-    try:
-        torch.save(checkpoint, part)
-        part.replace(path)  # never a half-written checkpoint under the real name
-    finally:
-        part.unlink(missing_ok=True)
+    with atomic_write(path) as out:
+        torch.save(checkpoint, out)
     return path
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is data that ``torch.load(weights_only=True)`` reads back as is."""
+    if isinstance(value, (tuple, list)):
+        return all(_plain(v) for v in value)
+    return value is None or type(value) in (bool, int, float, str)
 
 
 def load_checkpoint(model: Any, path: str | Path) -> Any:

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +46,33 @@ def test_chapter_runs_in_a_fresh_kernel(executed_book, chapter):
     outputs = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     assert outputs, f"{chapter} ran but showed nothing"
     assert not any(o.get("output_type") == "error" for o in outputs)
+
+
+def run_setup_cell(cwd: Path, env: dict[str, str] | None = None) -> str:
+    """The set-up cell run in a fresh interpreter that cannot import the installed book
+    (``-I -S``: no site-packages, no PYTHONPATH) and could install nothing (no index)."""
+    script = setup_cell_source() + "\nimport book\nprint('book:', book.__file__)\n"
+    process = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script], cwd=cwd, capture_output=True, text=True,
+        env={"PATH": os.environ.get("PATH", ""), "PIP_NO_INDEX": "1", **(env or {})},
+        timeout=120)
+    assert process.returncode == 0, process.stdout + process.stderr
+    return process.stdout
+
+
+def test_the_set_up_cell_finds_the_clone_from_any_folder_and_says_so(tmp_path):
+    clone = tmp_path / "clone"
+    (clone / "chapters" / "deep").mkdir(parents=True)
+    (clone / "book").symlink_to(ROOT / "book")
+    (clone / "_toc.yml").write_text((ROOT / "_toc.yml").read_text())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    runs = {"beside the clone": run_setup_cell(tmp_path),
+            "in the repository": run_setup_cell(clone),
+            "below chapters/": run_setup_cell(clone / "chapters" / "deep"),
+            "a Jupyter session from elsewhere": run_setup_cell(
+                elsewhere, {"JPY_SESSION_NAME": str(clone / "chapters" / "x.ipynb")})}
+    for where, output in runs.items():
+        assert f"the book's package: from the clone at {clone}" in output, (where, output)
+        assert f"book: {clone / 'book' / '__init__.py'}" in output, (where, output)
+        assert "installing" not in output, where

@@ -185,12 +185,10 @@ class TorchProtocol:
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.grad_enabled.append(torch.is_grad_enabled())
-        return self.net.head(torch.tanh(self.net.enc(x))).chunk(2, dim=-1)
+        return self.net.encode(x)
 
     def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        logits = self.net.out(torch.tanh(self.net.dec(z)))
-        return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits),
-                                                   reduction="none").sum(-1)
+        return self.net.log_likelihood(x, z)
 
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -11,6 +11,7 @@ import torch
 
 from book import numpy_train, numpy_vae
 from book.checks import relative_error
+from book.data import binarize
 from book.numpy_vae import VAE, Architecture, bernoulli_log_likelihood, gradient_check
 from book.torch_mlp_vae import TorchVAE, adam_difference
 
@@ -146,7 +147,7 @@ def test_bernoulli_log_likelihood_is_finite_and_right_for_huge_logits(dtype):
 
 def test_bernoulli_log_likelihood_matches_the_naive_formula():
     rng = np.random.default_rng(0)
-    logits, x = rng.uniform(-10, 10, (6, 50)), rng.random((6, 50))  # also for targets in (0, 1)
+    logits, x = rng.uniform(-10, 10, (6, 50)), rng.integers(0, 2, (6, 50)).astype(float)
     p = 1 / (1 + np.exp(-logits))
     naive = (x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=1)
     np.testing.assert_allclose(bernoulli_log_likelihood(x, logits), naive, rtol=1e-12)
@@ -179,7 +180,7 @@ def test_training_lowers_the_test_loss_and_is_reproducible():
 
 
 def test_evaluate_averages_single_sample_losses_over_the_examples():
-    model, x = VAE(TINY, seed=0), prototypes_data(25, seed=0, x_dim=TINY.x_dim)
+    model, x = VAE(TINY, seed=0), binarize(prototypes_data(25, seed=0, x_dim=TINY.x_dim), 2)
     eps = np.random.default_rng(7).standard_normal((25, TINY.z_dim), dtype=np.float32)
     f = model.forward(x, eps)  # evaluate draws the same eps from the same seed, batch after batch
     result = numpy_train.evaluate(model, x, seed=7, batch_size=10)
@@ -199,7 +200,7 @@ def test_the_budget_is_images_whatever_the_training_set():
     arch = Architecture(x_dim=64, hidden=8, z_dim=2)
     for n in (30, 70):
         history = numpy_train.train(VAE(arch), prototypes_data(n, seed=0),
-                                    prototypes_data(10, seed=1), images=125, batch_size=10,
+                                    binarize(prototypes_data(10, seed=1), 2), images=125, batch_size=10,
                                     progress=False)
         assert history.images[-1] == 125 and history.epochs[-1] == pytest.approx(125 / n)
     with pytest.raises(ValueError, match="images must be at least 1"):
@@ -210,14 +211,14 @@ def test_training_records_what_it_trained_on(monkeypatch):
     """Fresh binary targets every epoch; train numbers are the means over the recorded steps."""
     steps = []
 
-    def recording_step(model, optimizer, x, rng, beta=1.0):
-        result = real_step(model, optimizer, x, rng, beta)
+    def recording_step(model, optimizer, x, rng, beta=1.0, divergence=None):
+        result = real_step(model, optimizer, x, rng, beta, divergence)
         steps.append((x.copy(), result.recon.sum(), result.kl.sum(), len(x)))
         return result
 
     real_step = numpy_train.train_step
     monkeypatch.setattr(numpy_train, "train_step", recording_step)
-    x_train, x_test = prototypes_data(30, seed=0), prototypes_data(10, seed=1)
+    x_train, x_test = prototypes_data(30, seed=0), binarize(prototypes_data(10, seed=1), 2)
     arch = Architecture(x_dim=64, hidden=8, z_dim=2)
     history = numpy_train.train(VAE(arch), x_train, x_test, images=150, batch_size=10,
                                 eval_every=50, progress=False)
@@ -236,9 +237,10 @@ def test_training_records_what_it_trained_on(monkeypatch):
         assert history.train[record].neg_elbo == pytest.approx(recon + kl, rel=1e-6)
 
     steps.clear()
-    numpy_train.train(VAE(arch), x_train, x_test, images=30, batch_size=10,
+    fixed = binarize(x_train, 3)
+    numpy_train.train(VAE(arch), fixed, x_test, images=30, batch_size=10,
                       dynamic_binarization=False, progress=False)
-    assert rows(np.concatenate([x for x, *_ in steps])) == rows(x_train)  # used as given
+    assert rows(np.concatenate([x for x, *_ in steps])) == rows(fixed)  # used as given
 
 
 def test_training_on_real_digits_lowers_the_test_loss():

@@ -152,3 +152,94 @@ def test_code_and_equations_fit_the_page_at_1280px(site, served, browser, entry)
     page.close()
     assert not problems, problems
     assert not too_wide, f"{len(too_wide)} blocks of {entry} are wider than the page at 1280 px:\n" + "\n".join(too_wide)
+
+
+_MENU_ITEMS = ".CtxtMenu_Menu >> nth=-1 >> :scope > .CtxtMenu_MenuItem"
+
+
+def _menu(page, *path: str) -> list[str]:
+    """Right-click the article's first equation, hover along ``path`` and return the labels of
+    the visible, enabled items of the menu it ends in (the last one opened)."""
+    page.keyboard.press("Escape")
+    math = page.wait_for_selector("article mjx-container", state="attached", timeout=30_000)
+    math.scroll_into_view_if_needed()
+    math.click(button="right")
+    page.wait_for_selector(".CtxtMenu_ContextMenu")
+    for label in path:
+        page.locator(_MENU_ITEMS, has_text=label).first.hover()
+        page.wait_for_timeout(200)  # the submenu opens on a timer
+    items = page.locator(_MENU_ITEMS)
+    return [items.nth(i).inner_text().rstrip("►✓").strip() for i in range(items.count())
+            if items.nth(i).is_visible() and items.nth(i).get_attribute("aria-disabled") == "false"
+            and items.nth(i).get_attribute("role") != "separator"]
+
+
+def _choose(page, *path: str) -> None:
+    """Click the menu item at ``path`` and wait until MathJax has typeset the page again."""
+    _menu(page, *path[:-1])
+    page.locator(_MENU_ITEMS, has_text=path[-1]).first.click()
+    page.wait_for_timeout(300)
+    page.evaluate("MathJax.startup.promise")
+
+
+def test_the_mathjax_menu_offers_only_what_the_site_ships(site, served, browser, watch):
+    """Every renderer and accessibility choice of MathJax's right-click menu, then a reload and
+    another page with the choices remembered: no request fails, no other host is asked, no
+    console error, and every equation is still typeset."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    problems = watch(page)
+    page.on("response", lambda r: r.status >= 400 and problems.append(f"{r.status}: {r.url}"))
+    page.goto(f"{served}/intro.html", wait_until="networkidle")
+    problems += _typeset(page, site / "intro.html")
+    assert "Accessibility" in _menu(page) and "Language" not in _menu(page)
+    renderers = _menu(page, "Math Settings", "Math Renderer")
+    assert renderers == ["CHTML", "SVG"], renderers
+    offered = _menu(page, "Accessibility")
+    assert "Activate" not in offered and "Collapsible Math" in offered, offered
+    for renderer in ("SVG", "CHTML", "SVG"):
+        _choose(page, "Math Settings", "Math Renderer", renderer)
+    for _ in range(2):  # on, then off again (each may unlock another: Auto Collapse)
+        for choice in _menu(page, "Accessibility"):
+            _choose(page, "Accessibility", choice)
+    for entry in ("intro", toc_files()[1]):  # the choices are remembered, and work
+        page.goto(f"{served}/{entry}.html", wait_until="networkidle")
+        problems += _typeset(page, site / f"{entry}.html")
+        assert page.evaluate("document.querySelectorAll('mjx-container svg').length") > 0
+    page.close()
+    assert not problems, problems
+
+
+_SEARCH_FIELDS = """[...document.querySelectorAll('.search-button-field, input[type="search"]')]
+    .filter(e => e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden')
+    .length"""
+
+
+@pytest.mark.parametrize("entry", toc_files()[:2])
+def test_one_search_field_at_1280px_and_a_search_button_that_works_on_a_phone(
+        site, served, browser, watch, entry):
+    """The theme's full-width header with a second search field stays off (``_config.yml``);
+    on a phone the article header's search button opens the search, which finds pages."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    problems = watch(page)
+    page.goto(f"{served}/{entry}.html", wait_until="networkidle")
+    assert page.evaluate(_SEARCH_FIELDS) == 1
+    header = page.evaluate("(h => h && [h.children.length, h.getBoundingClientRect().height])"
+                           "(document.querySelector('header#pst-header'))")
+    assert header in (None, [0, 0]), f"the theme's header bar is back: {header}"
+    page.close()
+
+    phone = browser.new_page(viewport={"width": 390, "height": 844})
+    problems += watch(phone)
+    phone.goto(f"{served}/{entry}.html", wait_until="networkidle")
+    buttons = phone.locator("button.search-button, .search-button__button")
+    visible = [buttons.nth(i) for i in range(buttons.count()) if buttons.nth(i).is_visible()]
+    assert visible, "no visible search button at 390 px"
+    visible[0].click()
+    field = phone.locator("#pst-search-dialog input[type='search'], .search-button__wrapper input")
+    field.first.wait_for(state="visible", timeout=5_000)
+    field.first.fill("ELBO")
+    field.first.press("Enter")
+    phone.wait_for_url("**/search.html?q=ELBO*")
+    phone.wait_for_selector("#search-results li a", timeout=15_000)
+    phone.close()
+    assert not problems, problems

@@ -24,14 +24,25 @@ PIP_INSTALL_ARGS = ("install", "-q")
 SETUP_CELL = '''\
 # Set-up: make `import book` work here, on Colab or in any fresh kernel
 # ("Run all" needs no edits).
-import importlib.util, pathlib, subprocess, sys
+import importlib.util, os, pathlib, subprocess, sys
 
 REPOSITORY = "{url}"
-CLONE = pathlib.Path.cwd().parent  # the repository, when run from a clone
 if importlib.util.find_spec("book") is None:
-    if (CLONE / "book" / "__init__.py").is_file():
-        sys.path.insert(0, str(CLONE))
-    else:  # Colab or any other machine: install the book's package
+    # A clone of the book: from this notebook's folder (Jupyter names it) or the
+    # working folder upwards, or a folder inside the working folder.
+    here = pathlib.Path.cwd().resolve()
+    starts = [here]
+    notebook = os.environ.get("JPY_SESSION_NAME", "")  # set by Jupyter Server
+    if notebook.endswith(".ipynb"):
+        starts.insert(0, pathlib.Path(notebook).resolve().parent)
+    places = [p for s in starts for p in (s, *s.parents)] + sorted(here.glob("*/"))
+    clone = next((p for p in places if (p / "book" / "__init__.py").is_file()
+                  and (p / "_toc.yml").is_file()), None)
+    if clone is not None:
+        sys.path.insert(0, str(clone))
+        print(f"the book's package: from the clone at {{clone}}")
+    else:  # Colab, or a notebook far from any clone: install the package
+        print(f"the book's package: installing it from {{REPOSITORY}}")
         subprocess.run([sys.executable, "-m", "pip", {pip_args},
                         f"git+{{REPOSITORY}}"], check=True)
         # so that this running kernel sees the package just installed
