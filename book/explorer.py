@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from book.conv_vae import ConvConfig, ConvVAE, decode_means
+from book.data import require_binary
 from book.gaussian import LOGVAR_BOUND
 from book.plots import image_grid
 from book.png import grey_levels, png_bytes
@@ -79,11 +80,12 @@ def decoded_grid(model: ConvVAE, extent: float, n: int = 10) -> np.ndarray:
 
 
 def explorer_html(model: ConvVAE, test_mu: np.ndarray, test_labels: np.ndarray,
-                  dtype: str = "float16") -> str:
+                  dtype: str = "float16", digits: np.ndarray | None = None) -> str:
     """The explorer as one self-contained HTML snippet (see the module's docstring).
 
     ``test_mu`` (N, 2) are the encoder's means of the test set, drawn as the map's
-    background and coloured by ``test_labels``.
+    background and coloured by ``test_labels``. ``digits`` (M, 28, 28), binary: test digits
+    (as the model scores them) whose exact posterior the reader can pick, one bit per pixel.
     """
     test_mu = np.asarray(test_mu, dtype=np.float32)
     if model.z_dim != 2 or test_mu.ndim != 2 or test_mu.shape[1] != 2:
@@ -93,6 +95,10 @@ def explorer_html(model: ConvVAE, test_mu: np.ndarray, test_labels: np.ndarray,
     data = {"model": export_model(model, dtype),
             "map": {"extent": extent, "mu": _tensor(test_mu, "float16"),
                     "labels": _tensor(np.asarray(test_labels), "uint8")}}
+    if digits is not None:
+        digits = np.asarray(digits).reshape(len(digits), -1)
+        require_binary(digits, "the explorer's exact posterior (a Bernoulli likelihood)")
+        data["digits"] = _tensor(np.packbits(digits.astype(np.uint8), axis=1), "uint8")
     grid = png_bytes(grey_levels(decoded_grid(model, extent)))
     web = resources.files("book") / "web"
     uid = f"vx-{uuid.uuid4().hex[:12]}"
@@ -114,7 +120,8 @@ def exported_size(snippet: str) -> dict[str, int]:
     data = json.loads(snippet.split('class="vx-data">', 1)[1].split("</script>", 1)[0])
     weights = sum(len(t["data"]) for t in data["model"]["tensors"].values())
     points = len(data["map"]["mu"]["data"]) + len(data["map"]["labels"]["data"])
-    return {"html": len(snippet.encode()), "weights": weights, "map": points}
+    digits = len(data["digits"]["data"]) if "digits" in data else 0
+    return {"html": len(snippet.encode()), "weights": weights, "map": points, "digits": digits}
 
 
 _TEMPLATE = """\
@@ -141,6 +148,24 @@ _TEMPLATE = """\
   <figure><canvas class="vx-recon vx-small" width="28" height="28"></canvas>
     <figcaption>decoded from its mean</figcaption>
     <figcaption class="vx-code"></figcaption></figure>
+</div>
+<div class="vx-row">
+  <figure><canvas class="vx-posterior" width="240" height="240"
+    aria-label="the exact posterior of the digit and the Gaussian q: drag q"></canvas>
+    <figcaption>The digit's exact posterior p(z | x) (shaded), the encoder's q (solid
+      ellipse, 2 sigma) and your q (dashed): drag it, and scale its sigmas.</figcaption>
+  </figure>
+  <div class="vx-panel">
+    <p><button class="vx-test" type="button">Next test digit</button> or draw one above.
+      <canvas class="vx-chosen vx-small" width="28" height="28"></canvas></p>
+    <p class="vx-numbers" aria-live="polite"></p>
+    <label>sigma<sub>1</sub> &times; <input class="vx-s1" type="range" min="-2" max="2"
+      step="0.01" value="0"></label>
+    <label>sigma<sub>2</sub> &times; <input class="vx-s2" type="range" min="-2" max="2"
+      step="0.01" value="0"></label>
+    <p><button class="vx-best" type="button">Optimise q for this digit</button>
+      <button class="vx-reset" type="button">The encoder's q</button></p>
+  </div>
 </div>
 <noscript><style>#{uid} .vx-row {{ display: none; }}</style>
   <img alt="decoded points on a 10 x 10 grid of the map, from -{extent} to {extent}"

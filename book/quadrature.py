@@ -14,7 +14,8 @@ sum of q(z_g | x) h^2 [log p(x, z_g) - log q(z_g | x)], so the gap
 log p(x) - ELBO = KL(q || p(z | x)) comes without Monte Carlo noise.
 
 One grid serves all the digits of a batch. The model follows ``book.iwae``'s protocol
-(``encode`` and ``log_likelihood``); a ``book.numpy_vae.VAE`` decodes the grid once, and
+(``encode`` and ``log_likelihood``), with digits flat (N, D); a ``book.numpy_vae.VAE`` or a
+Bernoulli PyTorch model (the 2-D ``ConvVAE``) decodes the grid once, and
 log p(x_n | z_g) = sum_i x_ni l_gi - softplus(l_gi) is then one matrix product.
 
 Each result says how far to trust it: the posterior mass in the grid's outermost cells
@@ -25,12 +26,14 @@ at no extra cost). A digit that fails is integrated again on a grid of its own.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from book.data import require_binary
 from book.gaussian import gaussian_log_density, standard_normal_log_density
 from book.numpy_vae import VAE
 
@@ -48,8 +51,47 @@ MAX_GRID_POINTS = 2**22
 # How many standard deviations (of q, and of the posterior) a grid reaches on each side.
 WIDTHS = 10.0
 
-# Models whose ``decode(z)`` returns the Bernoulli logits of p(x | z): the fast path.
-BERNOULLI_DECODERS = (VAE,)
+def _torch_module(model: Any) -> bool:
+    """Whether the model is a PyTorch one (torch is imported only if it already is)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(model, torch.nn.Module)
+
+
+def _encode(model: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """q(z | x)'s mean and log-variance, (N, 2) each, in float64, for flat digits x (N, D):
+    of a NumPy model, or of a PyTorch one (such as the 2-D ``ConvVAE``), given the digits in
+    its input shape on its device."""
+    if not _torch_module(model):
+        return tuple(np.asarray(a, np.float64) for a in model.encode(x))
+    import torch
+
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        images = torch.as_tensor(np.asarray(x), dtype=torch.float32, device=device)
+        mu, logvar = model.encode(images.reshape(len(x), *model.input_shape))
+    return mu.double().cpu().numpy(), logvar.double().cpu().numpy()
+
+
+def _has_logits(model: Any) -> bool:
+    """Whether the model's decoder gives Bernoulli logits (the fast path: one decode per
+    point serves every digit): the NumPy VAE, or a Bernoulli PyTorch model."""
+    return isinstance(model, VAE) or (_torch_module(model)
+                                      and getattr(model, "likelihood", None) == "bernoulli")
+
+
+def _bernoulli_logits(model: Any, z: np.ndarray) -> np.ndarray | None:
+    """The Bernoulli logits (G, D) of p(x | z) at the points z (G, 2), or None for a model
+    whose decoder gives none (``_has_logits``)."""
+    if isinstance(model, VAE):
+        return model.decode(z)
+    if _has_logits(model):
+        import torch
+
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            logits = model.decode(torch.as_tensor(z, dtype=torch.float32, device=device))
+        return logits.reshape(len(z), -1).cpu().numpy()
+    return None
 
 
 @dataclass(frozen=True)
@@ -97,7 +139,7 @@ def grid_for(model: Any, x: np.ndarray, *, spacing: float | None = None,
     The spacing defaults to the smallest sigma: the rule's error is then 5e-9 for a
     Gaussian as narrow as the narrowest q, and the checks say if that suffices.
     """
-    mu, logvar = (np.asarray(a, np.float64) for a in model.encode(x))
+    mu, logvar = _encode(model, x)
     sigma = np.exp(0.5 * logvar)
     low = np.minimum(np.min(mu - widths * sigma, axis=0), -prior_radius)
     high = np.maximum(np.max(mu + widths * sigma, axis=0), prior_radius)
@@ -151,8 +193,9 @@ def log_joint_table(model: Any, x: np.ndarray, z: np.ndarray) -> np.ndarray:
     A Bernoulli decoder decodes the points once, and one matrix product then serves all
     the digits; any other model is asked ``log_likelihood(x, z)`` with z as (G, 1, 2).
     """
-    if isinstance(model, BERNOULLI_DECODERS):
-        logits = model.decode(z)
+    logits = _bernoulli_logits(model, z)
+    if logits is not None:
+        require_binary(x, "a Bernoulli decoder's log p(x | z)")
         # softplus(l) = log(1 + e^l) without overflow, in the decoder's own precision;
         # the sums over the D pixels in float64
         softplus = np.logaddexp(0, logits).sum(axis=1, dtype=np.float64)
@@ -174,7 +217,7 @@ def log_evidence(model: Any, x: np.ndarray, grid: Grid | None = None, *,
     """
     start = time.perf_counter()
     evidence = _on_grid(model, x, grid or grid_for(model, x))
-    mu, logvar = (np.asarray(a, np.float64) for a in model.encode(x))
+    mu, logvar = _encode(model, x)
     sigma = np.exp(0.5 * logvar)
     for _ in range(refinements):
         failures = evidence.failures()
@@ -225,7 +268,7 @@ def _on_grid(model: Any, x: np.ndarray, grid: Grid) -> Evidence:
     underflows.
     """
     start = time.perf_counter()
-    mu, logvar = (np.asarray(a, np.float64) for a in model.encode(x))
+    mu, logvar = _encode(model, x)
     n, area, (n1, n2) = len(x), grid.spacing**2, grid.shape
     z1, z2 = grid.axes()
     # q(z | x) is diagonal: log q(z1, z2) = log q(z1) + log q(z2), one axis at a time
@@ -233,7 +276,7 @@ def _on_grid(model: Any, x: np.ndarray, grid: Grid) -> Evidence:
                                            logvar[:, None, j : j + 1])
                       for j, axis in enumerate((z1, z2)))
     per_point = max(n, x.shape[1])
-    if not isinstance(model, BERNOULLI_DECODERS):
+    if not _has_logits(model):
         per_point = n * x.shape[1]  # log_likelihood holds (points, N, D) arrays
     rows = max(1, MAX_BLOCK_ELEMENTS // (per_point * n2))
 
@@ -295,7 +338,7 @@ def posterior_window(model: Any, x: np.ndarray, evidence: Evidence, index: int, 
     around q's (they can lie far apart), with n points along its longer side.
     """
     digit = x[index : index + 1]
-    mu, logvar = (np.asarray(a, np.float64)[0] for a in model.encode(digit))
+    mu, logvar = (a[0] for a in _encode(model, digit))
     sigma = np.exp(0.5 * logvar)
     sd = math.sqrt(np.linalg.eigvalsh(evidence.posterior_cov[index]).max())
     mean = evidence.posterior_mean[index]

@@ -70,6 +70,8 @@ def test_quick_benchmark_reports_every_row(quick_run):
     for notebook in chapter_notebooks():
         assert value(row(f"chapter {notebook.stem}"), "# s") >= 0
     assert value(row("all chapters"), "# s") > 0
-    for what in ("decode", "update"):
+    for what in ("decode", "update", "posterior"):
         assert value(row(f"explorer {what}, median (p95)"), "# ms") >= 0
+    assert value(row("explorer, longest hold of the page"), "# ms") >= 0
+    assert value(row("explorer page"), "# kB") > 0
     assert all(len(line) <= 96 for line in quick_run), "a line of the table is too long"

@@ -32,6 +32,18 @@ const out = {decoded: input.z.map(z => Array.from(decode(z))),
              halves: input.halves.map(X.halfToFloat)};
 if (input.ink) out.mnist = Array.from(X.mnistStyle(Float32Array.from(input.ink), input.side));
 if (input.grey) out.binary = Array.from(X.binarize(Float32Array.from(input.grey), input.seed));
+if (input.posterior) {  // the exact posterior of each binary digit, as the page computes it
+  const logits = X.makeLogits(input.model);
+  out.posterior = input.x.map(x => {
+    const digit = Float32Array.from(x), q = encode(digit);
+    const start = Date.now();
+    const post = X.finish(X.exactPosterior(logits, digit, q));
+    const ofQ = X.gaussianElbo(post, q);
+    const best = X.gaussianElbo(post, X.bestGaussian(post, q));
+    return {log_px: post.logPx, elbo: ofQ.elbo, q_mass: ofQ.qMass, best_elbo: best.elbo,
+            passed: post.passed, points: post.grid.values.length, ms: Date.now() - start};
+  });
+}
 if (input.drawing) {  // what the page does on release: prepare, binarise, encode
   const drawn = X.prepareDrawing(Float32Array.from(input.drawing), input.side);
   out.drawn = Array.from(drawn);
@@ -197,7 +209,9 @@ def thick_strokes(side: int, segments: list[tuple[float, float, float, float]],
     return ink
 
 
-def test_a_drawn_seven_lands_among_the_test_sevens(node, tmp_path):
+@pytest.fixture(scope="module")
+def trained() -> tuple[ConvVAE, np.ndarray, np.ndarray]:
+    """A 2-D ConvVAE trained on MNIST for 48,000 images, and the test images and labels."""
     from book import train
     from book.data import load_dataset
 
@@ -206,10 +220,16 @@ def test_a_drawn_seven_lands_among_the_test_sevens(node, tmp_path):
         test_images, test_labels = load_dataset("mnist", "test", download=False, verbose=False)
     except Exception as error:  # noqa: BLE001 - any reason the data is not here
         pytest.skip(f"MNIST is not available offline: {error}")
-    trained = ConvVAE(ConvConfig(z_dim=2), seed=0)
-    train.train(trained, train_images, test_images[:100], images=48_000, batch_size=64,
+    model = ConvVAE(ConvConfig(z_dim=2), seed=0)
+    train.train(model, train_images, test_images[:100], images=48_000, batch_size=64,
                 lr=2e-3, seed=0, device="cpu", progress=False)
-    trained.eval()
+    return model.eval(), test_images, test_labels
+
+
+def test_a_drawn_seven_lands_among_the_test_sevens(node, tmp_path, trained):
+    from book import train
+
+    trained, test_images, test_labels = trained
     test = test_images[:1000]
     with torch.no_grad():
         mu = trained.encode(train.observe_test_set(trained, torch.as_tensor(test)))[0].numpy()
@@ -273,3 +293,30 @@ def test_the_static_grid_leaves_the_model_as_it_was(model):
     with torch.no_grad():
         corner = torch.sigmoid(fresh.eval().decode(torch.tensor([[-1.8, 1.8]]))).reshape(28, 28)
     np.testing.assert_allclose(grid[:28, :28], corner.numpy(), atol=1e-6)  # top left: z_2 up
+
+
+def test_the_pages_exact_posterior_matches_book_quadrature(node, tmp_path, trained):
+    """log p(x) and the ELBO of q, by the page's JavaScript quadrature and by
+    ``book.quadrature`` on the page's own (float16) weights: within 0.01 nats; and the
+    per-digit optimum of q is no worse than the encoder's q."""
+    from book import quadrature, train
+
+    model, test_images, _ = trained
+    exported = explorer.export_model(model)
+    x = train.observe_test_set(model, torch.as_tensor(test_images[:4])).reshape(4, -1)
+    z, _ = points_and_images()
+    js = run_js(node, tmp_path, exported, z[:1], x, posterior=True)["posterior"]
+    evidence = quadrature.log_evidence(explorer.load_exported(exported), x.numpy())
+    assert evidence.passed()
+    for digit, reference_px, reference_elbo in zip(js, evidence.log_px, evidence.elbo):
+        assert digit["passed"] and abs(digit["q_mass"] - 1) < 1e-3, digit
+        assert abs(digit["log_px"] - reference_px) < 0.01, (digit, reference_px)
+        assert abs(digit["elbo"] - reference_elbo) < 0.01, (digit, reference_elbo)
+        assert reference_elbo - 1e-6 <= digit["best_elbo"] <= digit["log_px"], digit
+    # a perturbed decoder weight: the page would report another model's log p(x)
+    perturbed = {k: v.clone() for k, v in model.state_dict().items()}
+    perturbed["decoder.3.weight"].view(-1)[::7] += 0.01
+    copy = ConvVAE(model.config)
+    copy.load_state_dict(perturbed)
+    wrong = run_js(node, tmp_path, explorer.export_model(copy), z[:1], x, posterior=True)
+    assert max(abs(d["log_px"] - r) for d, r in zip(wrong["posterior"], evidence.log_px)) > 0.01

@@ -116,6 +116,62 @@ def test_the_explorer_decodes_drags_and_slider_moves_as_pytorch_does(
     assert not problems, problems
 
 
+def elbo_on_a_grid(model, x: np.ndarray, mu, logvar, per_sigma: int = 6) -> float:
+    """The ELBO of the diagonal Gaussian q = N(mu, exp(logvar)) for the digit x (784,), by
+    the midpoint rule on q's own grid (+-8 sigma, ``per_sigma`` points per sigma), in PyTorch."""
+    from book import quadrature
+
+    sigma = np.exp(np.asarray(logvar) / 2)
+    axes = [m + s * (np.arange(-8 * per_sigma, 8 * per_sigma) + 0.5) / per_sigma
+            for m, s in zip(mu, sigma)]
+    z = np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1)
+    log_joint = quadrature.log_joint_table(model, x[None], z)[0]
+    log_q = -np.log(2 * np.pi) - 0.5 * np.sum(logvar) - 0.5 * np.sum(((z - mu) / sigma) ** 2, 1)
+    weights = np.exp(log_q) * np.prod(sigma) / per_sigma**2
+    return float(np.sum(weights * (log_joint - log_q)))
+
+
+def test_a_drawn_digits_exact_posterior_and_a_moved_q_are_pytorchs(
+        site, served, browser, watch, page_model, screenshots):
+    """Draw a "3": the page's exact log p(x) and the ELBO of the encoder's q equal
+    ``book.quadrature``'s on the page's own weights within 0.01 nats; drag q and scale a
+    sigma: the ELBO changes, and equals PyTorch's for that q."""
+    from book import quadrature
+
+    model, _ = page_model
+    page, problems = open_page(browser, served, watch, 1280)
+    page.locator(".vae-explorer .vx-pad").scroll_into_view_if_needed()
+    page.locator(".vae-explorer .vx-clear").click()
+    drag(page, ".vx-pad", [(0.3, 0.2), (0.7, 0.22), (0.45, 0.5), (0.72, 0.7), (0.3, 0.85)])
+    page.wait_for_function(f"{API}.exact.posterior !== null && "
+                           f"{API}.exact.x === {API}.state.drawn", timeout=30_000)
+    numbers = page.locator(".vae-explorer .vx-numbers").inner_text()
+    assert numbers.startswith("log p(x)") and "gap" in numbers, numbers
+    shown = page.evaluate(f"""(() => {{ const e = {API}.exact;
+        return {{x: Array.from(e.x), logPx: e.posterior.logPx, passed: e.posterior.passed,
+                 elbo: VAEExplorer.gaussianElbo(e.posterior, e.q).elbo}}; }})()""")
+    x = np.array(shown["x"])
+    evidence = quadrature.log_evidence(model, x[None])
+    assert shown["passed"] and evidence.passed()
+    assert abs(shown["logPx"] - evidence.log_px[0]) < 0.01, (shown["logPx"], evidence.log_px)
+    assert abs(shown["elbo"] - evidence.elbo[0]) < 0.01, (shown["elbo"], evidence.elbo)
+
+    drag(page, ".vx-posterior", [(0.5, 0.5), (0.56, 0.45)])
+    page.locator(".vae-explorer .vx-s1").fill("0.4")
+    page.locator(".vae-explorer .vx-s1").dispatch_event("input")
+    mine = page.evaluate(f"""(() => {{ const e = {API}.exact;
+        return {{q: e.mine, elbo: VAEExplorer.gaussianElbo(e.posterior, e.mine).elbo}}; }})()""")
+    assert abs(mine["elbo"] - shown["elbo"]) > 0.05  # moving q moved its ELBO ...
+    expected = elbo_on_a_grid(model, x, np.array(mine["q"]["mu"]), np.array(mine["q"]["logvar"]))
+    assert abs(mine["elbo"] - expected) < 0.02, (mine, expected)  # ... to PyTorch's
+    page.locator(".vae-explorer .vx-best").click()
+    best = page.evaluate(f"VAEExplorer.gaussianElbo({API}.exact.posterior, {API}.exact.best)")
+    assert shown["elbo"] - 1e-6 <= best["elbo"] <= evidence.log_px[0] + 1e-6
+    page.locator(".vae-explorer").screenshot(path=str(screenshots / "posterior_1280.png"))
+    page.close()
+    assert not problems, problems
+
+
 def test_the_explorer_fits_a_phone(site, served, browser, watch, screenshots):
     page, problems = open_page(browser, served, watch, 390)
     overflow = page.evaluate("""(() => {

@@ -124,17 +124,26 @@
     return t;
   }
 
-  // decode(z) -> Float32Array(784): the probability that each pixel is on.
-  function makeDecoder(model) {
+  // logits(z) -> Float32Array(784): the decoder's Bernoulli logits (a buffer it reuses).
+  function makeLogits(model) {
     const t = readModel(model);
     const [c1, c2] = model.channels;
     const hidden = new Float32Array(c2 * 49);
     const middle = new Float32Array(c1 * 196);
     const logits = new Float32Array(784);
-    return function decode(z) {
+    return function decodeLogits(z) {
       linear(t["decoder.0.weight"], t["decoder.0.bias"], z, hidden, true);
       convTranspose(t["decoder.3.weight"], t["decoder.3.bias"], hidden, c2, 7, middle, c1, true);
       convTranspose(t["decoder.5.weight"], t["decoder.5.bias"], middle, c1, 14, logits, 1, false);
+      return logits;
+    };
+  }
+
+  // decode(z) -> Float32Array(784): the probability that each pixel is on.
+  function makeDecoder(model) {
+    const decodeLogits = makeLogits(model);
+    return function decode(z) {
+      const logits = decodeLogits(z);
       const p = new Float32Array(784);
       for (let i = 0; i < 784; i++) p[i] = 1 / (1 + Math.exp(-logits[i]));
       return p;
@@ -232,6 +241,218 @@
   // What the encoder sees of a drawing: prepared as MNIST's digits, binarised as the test set.
   function prepareDrawing(ink, side) {
     return binarize(mnistStyle(ink, side), 0);
+  }
+
+  // --- the exact posterior of one digit, by quadrature ----------------------------------------
+  // book/quadrature.py in JavaScript, for one binary digit x: log p(x) = log of the integral of
+  // p(x | z) p(z) over the plane, by the midpoint rule on a grid of spacing h, which is exact
+  // to far below 0.01 nats once the grid covers the posterior and is finer than its width. A
+  // coarse grid over the prior's square finds where the posterior is; finer grids around it
+  // (and around the encoder's q) follow until the two checks of book/quadrature.py pass: the
+  // mass in the grid's outermost ring of cells, and the change of log p(x) from spacing 2h to h.
+  const LOG_2PI = Math.log(2 * Math.PI);
+  const TOLERANCES = { borderMass: 1e-6, resolutionChange: 0.01 };
+
+  function softplus(v) { return Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v))); }
+
+  // logJoint(z) = log p(x | z) + log p(z) for the binary digit x: sum_i x_i l_i - softplus(l_i).
+  function makeLogJoint(decodeLogits, x) {
+    return function logJoint(z) {
+      const l = decodeLogits(z);
+      let sum = -LOG_2PI - 0.5 * (z[0] * z[0] + z[1] * z[1]);
+      for (let i = 0; i < 784; i++) sum += x[i] * l[i] - softplus(l[i]);
+      return sum;
+    };
+  }
+
+  // Cell midpoints low + (i + 1/2) h on each axis (a spacing per axis), n[0] x n[1] of them
+  // (z2 fastest, as book/quadrature.py's grids).
+  function makeGrid(low, high, h) {
+    const n = [0, 1].map(a => Math.max(1, Math.ceil((high[a] - low[a]) / h[a])));
+    const start = [0, 1].map(a => (low[a] + high[a]) / 2 - n[a] * h[a] / 2);
+    return { low: start, h, n, cell: h[0] * h[1], values: new Float64Array(n[0] * n[1]) };
+  }
+
+  function gridPoint(grid, g) {
+    const i1 = Math.floor(g / grid.n[1]), i2 = g % grid.n[1];
+    return [grid.low[0] + (i1 + 0.5) * grid.h[0], grid.low[1] + (i2 + 0.5) * grid.h[1]];
+  }
+
+  function logSumExp(values, keep) {
+    let max = -Infinity;
+    for (let g = 0; g < values.length; g++) if (keep(g) && values[g] > max) max = values[g];
+    if (max === -Infinity) return -Infinity;
+    let sum = 0;
+    for (let g = 0; g < values.length; g++) if (keep(g)) sum += Math.exp(values[g] - max);
+    return max + Math.log(sum);
+  }
+
+  // Fills grid.values with logJoint at every point; a generator that yields every `chunk`
+  // points, so that a caller can spread the work over many short slices of time.
+  function* fill(grid, logJoint, chunk) {
+    for (let g = 0; g < grid.values.length; g++) {
+      grid.values[g] = logJoint(gridPoint(grid, g));
+      if ((g + 1) % chunk === 0) yield g + 1;
+    }
+  }
+
+  // What a filled grid says: log p(x), the posterior's mean and covariance, and the checks.
+  function summarise(grid) {
+    const { n, values } = grid;
+    const logPx = logSumExp(values, () => true) + Math.log(grid.cell);
+    // every other point along each axis: the same rule at twice the spacing
+    const even = g => Math.floor(g / n[1]) % 2 === 0 && (g % n[1]) % 2 === 0;
+    const coarser = n[0] > 1 && n[1] > 1 ? logSumExp(values, even) + Math.log(4 * grid.cell)
+                                         : NaN;
+    const mean = [0, 0], second = [0, 0, 0];
+    let border = 0;
+    for (let g = 0; g < values.length; g++) {
+      const w = Math.exp(values[g] - logPx) * grid.cell;
+      const z = gridPoint(grid, g), i1 = Math.floor(g / n[1]), i2 = g % n[1];
+      mean[0] += w * z[0]; mean[1] += w * z[1];
+      second[0] += w * z[0] * z[0]; second[1] += w * z[0] * z[1]; second[2] += w * z[1] * z[1];
+      if (i1 === 0 || i2 === 0 || i1 === n[0] - 1 || i2 === n[1] - 1) border += w;
+    }
+    const cov = [second[0] - mean[0] * mean[0], second[1] - mean[0] * mean[1],
+                 second[2] - mean[1] * mean[1]];
+    return { logPx, mean, cov, borderMass: border, resolutionChange: Math.abs(coarser - logPx) };
+  }
+
+  // The exact posterior of the binary digit x (784 zeros and ones) given the encoder's q
+  // ({mu, logvar}); a generator (see fill) whose value is the last grid, its summary, and
+  // whether the checks passed. A coarse grid over the prior's square +-`reach` finds the
+  // posterior's mass wherever it is; the first fine grid spans q +- `widths` sigma and any
+  // coarse cell within 10 nats of the coarse grid's largest value, with a spacing of
+  // `resolution` sigma of q on each axis (for a Gaussian posterior the midpoint rule's error
+  // there is ~1e-7 of p(x), and at twice it, the check's 2h, ~4e-4; a decoder with ReLUs
+  // makes log p(x | z) less smooth than that, and the check then asks for finer grids). A grid whose checks fail is followed by one that
+  // spans its posterior's mean +- `widths` standard deviations (and q's), as fine as the
+  // posterior's own standard deviations, or twice as fine where 2h and h disagreed.
+  function* exactPosterior(decodeLogits, x, q, options) {
+    const { reach = 4.5, coarse = 16, chunk = 4, widths = 6, resolution = 0.7,
+            refinements = 4 } = options || {};
+    const logJoint = makeLogJoint(decodeLogits, x);
+    const sigma = q.logvar.map(v => Math.exp(v / 2));
+    let grid = makeGrid([-reach, -reach], [reach, reach], [2 * reach / coarse, 2 * reach / coarse]);
+    yield* fill(grid, logJoint, chunk);
+    const low = q.mu.map((m, a) => m - widths * sigma[a]);
+    const high = q.mu.map((m, a) => m + widths * sigma[a]);
+    const best = grid.values.reduce((m, v) => Math.max(m, v), -Infinity);
+    for (let g = 0; g < grid.values.length; g++) {
+      if (grid.values[g] < best - 10) continue;
+      const z = gridPoint(grid, g);
+      for (let a = 0; a < 2; a++) {
+        low[a] = Math.min(low[a], z[a] - grid.h[a] / 2);
+        high[a] = Math.max(high[a], z[a] + grid.h[a] / 2);
+      }
+    }
+    let h = sigma.map(s => resolution * s);
+    let summary = null;
+    for (let round = 0; round <= refinements; round++) {
+      grid = makeGrid(low, high, h);
+      yield* fill(grid, logJoint, chunk);
+      summary = summarise(grid);
+      const wide = summary.borderMass <= TOLERANCES.borderMass;
+      const fine = summary.resolutionChange <= TOLERANCES.resolutionChange;
+      if (wide && fine) return { grid, ...summary, passed: true };
+      const sd = [Math.sqrt(summary.cov[0]), Math.sqrt(summary.cov[2])];
+      for (let a = 0; a < 2; a++) {
+        const span = Math.max(widths * sd[a], widths * sigma[a]);
+        low[a] = Math.min(summary.mean[a] - span, q.mu[a] - widths * sigma[a]);
+        high[a] = Math.max(summary.mean[a] + span, q.mu[a] + widths * sigma[a]);
+        if (!wide) {  // the mass reached the border: reach at least half as far again
+          const width = high[a] - low[a];
+          low[a] = Math.min(low[a], grid.low[a] - width / 4);
+          high[a] = Math.max(high[a], grid.low[a] + grid.n[a] * grid.h[a] + width / 4);
+        }
+        const own = resolution * (sd[a] || h[a]);
+        h[a] = fine ? Math.max(Math.min(h[a], own), h[a] / 4) : h[a] / 2;
+      }
+    }
+    return { grid, ...summary, passed: false };
+  }
+
+  // Runs a generator to its end at once (Node, tests) and returns its value.
+  function finish(generator) {
+    for (;;) {
+      const step = generator.next();
+      if (step.done) return step.value;
+    }
+  }
+
+  // Runs a generator in slices of about `sliceMs` milliseconds (each step is one chunk of
+  // decodes, a few milliseconds), so that the page never freezes; calls done(value, stats)
+  // at the end, stats.longestSliceMs the longest time the page was held. Returns a function
+  // that cancels it.
+  function inSlices(generator, done, sliceMs) {
+    let cancelled = false;
+    const stats = { longestSliceMs: 0, slices: 0 };
+    (function slice() {
+      if (cancelled) return;
+      const start = performance.now(), end = start + (sliceMs || 20);
+      let step = generator.next();
+      while (!step.done && performance.now() < end) step = generator.next();
+      stats.longestSliceMs = Math.max(stats.longestSliceMs, performance.now() - start);
+      stats.slices += 1;
+      if (step.done) done(step.value, stats);
+      else setTimeout(slice, 0);
+    })();
+    return () => { cancelled = true; };
+  }
+
+  // The ELBO of a diagonal Gaussian q = {mu, logvar} for the digit on the filled grid:
+  // sum_g q(z_g) h^2 [log p(x, z_g) - log q(z_g)], the rule book/quadrature.py uses, with
+  // its two terms, E_q[log p(x | z)] and KL(q || p(z)) (closed form), and q's mass on the
+  // grid (1 when the grid covers and resolves q; the terms are trustworthy only then).
+  function gaussianElbo(posterior, q) {
+    const { grid } = posterior, h2 = grid.cell;
+    const s2 = q.logvar.map(v => Math.exp(v));
+    let mass = 0, expectedLogJoint = 0, entropyTerm = 0;
+    for (let g = 0; g < grid.values.length; g++) {
+      const z = gridPoint(grid, g);
+      const logQ = -LOG_2PI - 0.5 * (q.logvar[0] + q.logvar[1])
+        - 0.5 * ((z[0] - q.mu[0]) ** 2 / s2[0] + (z[1] - q.mu[1]) ** 2 / s2[1]);
+      const w = Math.exp(logQ) * h2;
+      mass += w;
+      expectedLogJoint += w * grid.values[g];
+      entropyTerm += w * logQ;
+    }
+    const kl = 0.5 * (s2[0] + s2[1] + q.mu[0] ** 2 + q.mu[1] ** 2 - 2 - q.logvar[0] - q.logvar[1]);
+    const elbo = expectedLogJoint - entropyTerm;
+    return { elbo, recon: elbo + kl, kl, gap: posterior.logPx - elbo, qMass: mass };
+  }
+
+  // The diagonal Gaussian with the largest ELBO for this digit (the decoder fixed): the
+  // per-digit optimisation of chapter 4's amortisation gap, on the grid. Adam on (mu, log
+  // sigma^2) with the gradient of the grid's ELBO; starts from the encoder's q.
+  function bestGaussian(posterior, q, steps) {
+    const { grid } = posterior, h2 = grid.cell;
+    let theta = [...q.mu, ...q.logvar];
+    const m = [0, 0, 0, 0], v = [0, 0, 0, 0], lr = 0.02;
+    const floor = grid.h.map(h => 2 * Math.log(h));  // keep q resolved: sigma at least h
+    for (let t = 1; t <= (steps || 300); t++) {
+      const [m1, m2, l1, l2] = theta, s2 = [Math.exp(l1), Math.exp(l2)];
+      const grad = [0, 0, 0, 0];
+      for (let g = 0; g < grid.values.length; g++) {
+        const z = gridPoint(grid, g), d = [z[0] - m1, z[1] - m2];
+        const logQ = -LOG_2PI - 0.5 * (l1 + l2) - 0.5 * (d[0] * d[0] / s2[0] + d[1] * d[1] / s2[1]);
+        const w = Math.exp(logQ) * h2, f = grid.values[g] - logQ - 1;
+        // d log q / d mu_a = d_a / s2_a; d log q / d logvar_a = (d_a^2 / s2_a - 1) / 2
+        grad[0] += w * f * d[0] / s2[0];
+        grad[1] += w * f * d[1] / s2[1];
+        grad[2] += w * f * (d[0] * d[0] / s2[0] - 1) / 2;
+        grad[3] += w * f * (d[1] * d[1] / s2[1] - 1) / 2;
+      }
+      for (let k = 0; k < 4; k++) {  // Adam, ascending
+        m[k] = 0.9 * m[k] + 0.1 * grad[k];
+        v[k] = 0.999 * v[k] + 0.001 * grad[k] * grad[k];
+        const step = lr * (m[k] / (1 - 0.9 ** t)) / (Math.sqrt(v[k] / (1 - 0.999 ** t)) + 1e-8);
+        theta[k] += step * (k < 2 ? Math.sqrt(s2[k]) : 1);  // mu moves in units of sigma
+      }
+      theta[2] = Math.max(theta[2], floor[0]);
+      theta[3] = Math.max(theta[3], floor[1]);
+    }
+    return { mu: theta.slice(0, 2), logvar: theta.slice(2) };
   }
 
   // --- drawing ---------------------------------------------------------------------------
@@ -378,10 +599,191 @@
       state.encoded = encode(state.drawn);
       drawDigit(seen, state.drawn);
       drawDigit(recon, decode(state.encoded.mu));
+      study(state.drawn);
       const [m1, m2] = state.encoded.mu.map(v => v.toFixed(2));
       const [s1, s2] = state.encoded.logvar.map(v => Math.exp(v / 2).toFixed(2));
       $("code").textContent = `mean (${m1}, ${m2}), sigma (${s1}, ${s2})`;
       drawMap();
+    }
+
+    // --- the exact posterior of one digit, and a q that the reader moves -----------------
+    const decodeLogits = makeLogits(data.model);
+    const board = $("posterior"), numbers = $("numbers"), scales = [$("s1"), $("s2")];
+    const digits = [];
+    if (data.digits) {  // one bit per pixel, the first pixel in the highest bit (np.packbits)
+      const bytes = readTensor(data.digits), [count, width] = data.digits.shape;
+      for (let n = 0; n < count; n++) {
+        const x = new Float32Array(784);
+        for (let i = 0; i < 784; i++) x[i] = (bytes[n * width + (i >> 3)] >> (7 - (i & 7))) & 1;
+        digits.push(x);
+      }
+    }
+    const exact = { x: null, q: null, mine: null, best: null, posterior: null, view: null,
+                    cancel: null, next: 0, ms: 0, stats: null };
+
+    // The exact posterior of the binary digit x, computed in slices; done(ms, stats) after.
+    function study(x, done) {
+      if (exact.cancel) exact.cancel();
+      exact.x = x;
+      exact.q = encode(x);
+      exact.mine = { mu: exact.q.mu.slice(), logvar: exact.q.logvar.slice() };
+      exact.best = exact.posterior = exact.view = null;
+      for (const s of scales) s.value = 0;
+      drawDigit($("chosen"), x);
+      numbers.textContent = "computing the exact posterior ...";
+      const start = performance.now();
+      exact.cancel = inSlices(exactPosterior(decodeLogits, x, exact.q), (posterior, stats) => {
+        exact.cancel = null;
+        exact.posterior = posterior;
+        exact.ms = performance.now() - start;
+        exact.stats = stats;
+        report();
+        drawPosterior();
+        if (done) done(exact.ms, stats);
+      });
+    }
+
+    function report() {
+      const p = exact.posterior;
+      if (!p) return;
+      const f = v => v.toFixed(2);
+      const terms = g => `ELBO ${f(g.elbo)} = recon ${f(g.recon)} - KL ${f(g.kl)}`;
+      const encoder = gaussianElbo(p, exact.q), mine = gaussianElbo(p, exact.mine);
+      const lines = [`log p(x) ${f(p.logPx)} nats, exact (${p.grid.values.length} points` +
+                     `${p.passed ? "" : "; its checks failed"})`,
+                     `encoder's q: ${terms(encoder)}`,
+                     `  gap log p(x) - ELBO = KL(q || p(z|x)) ${f(encoder.gap)}`];
+      if (Math.abs(mine.qMass - 1) > 1e-3) {
+        lines.push("your q: beyond the grid, or narrower than its cells; move it back");
+      } else {
+        lines.push(`your q: ${terms(mine)}`, `  gap ${f(mine.gap)}`);
+      }
+      if (exact.best) {
+        const best = gaussianElbo(p, exact.best);
+        lines.push(`best diagonal q: ELBO ${f(best.elbo)}, gap ${f(best.gap)};`,
+                   `  amortisation gap ${f(best.elbo - encoder.elbo)}`);
+      }
+      numbers.textContent = lines.join("\n");
+    }
+
+    // A square view around the posterior (+-4 standard deviations) and the encoder's q (+-3
+    // sigma), fixed for the digit; z -> canvas pixels and back.
+    function view() {
+      const p = exact.posterior, side = board.width;
+      if (!exact.view) {
+        const sd = [Math.sqrt(p.cov[0]), Math.sqrt(p.cov[2])];
+        const sigma = exact.q.logvar.map(v => Math.exp(v / 2));
+        const low = [0, 1].map(a => Math.min(p.mean[a] - 4 * sd[a], exact.q.mu[a] - 3 * sigma[a]));
+        const high = [0, 1].map(a => Math.max(p.mean[a] + 4 * sd[a], exact.q.mu[a] + 3 * sigma[a]));
+        exact.view = { centre: [0, 1].map(a => (low[a] + high[a]) / 2),
+                       half: Math.max(high[0] - low[0], high[1] - low[1]) / 2 };
+      }
+      const { centre, half } = exact.view;
+      return { side, centre, half,
+               toPixel: z => [(z[0] - centre[0] + half) / (2 * half) * side,
+                              (centre[1] + half - z[1]) / (2 * half) * side],
+               toLatent: (px, py) => [centre[0] - half + 2 * half * px / side,
+                                      centre[1] + half - 2 * half * py / side] };
+    }
+
+    function drawPosterior() {
+      const c = board.getContext("2d"), p = exact.posterior;
+      c.fillStyle = "#fff";
+      c.fillRect(0, 0, board.width, board.height);
+      if (!p) return;
+      const v = view(), g = p.grid;
+      const top = g.values.reduce((m, value) => Math.max(m, value), -Infinity);
+      const image = c.createImageData(v.side, v.side);
+      for (let py = 0; py < v.side; py++) {
+        for (let px = 0; px < v.side; px++) {
+          const z = v.toLatent(px + 0.5, py + 0.5);
+          const i1 = Math.floor((z[0] - g.low[0]) / g.h[0]);
+          const i2 = Math.floor((z[1] - g.low[1]) / g.h[1]);
+          const inside = i1 >= 0 && i2 >= 0 && i1 < g.n[0] && i2 < g.n[1];
+          const density = inside ? Math.exp(g.values[i1 * g.n[1] + i2] - top) : 0;
+          const k = 4 * (py * v.side + px);
+          image.data[k] = 255 - 225 * density;
+          image.data[k + 1] = 255 - 160 * density;
+          image.data[k + 2] = 255 - 40 * density;
+          image.data[k + 3] = 255;
+        }
+      }
+      c.putImageData(image, 0, 0);
+      const ellipse = (q, colour, dash) => {
+        const [x, y] = v.toPixel(q.mu), scale = v.side / (2 * v.half);
+        c.setLineDash(dash);
+        c.strokeStyle = colour;
+        c.lineWidth = 2;
+        c.beginPath();
+        c.ellipse(x, y, 2 * Math.exp(q.logvar[0] / 2) * scale, 2 * Math.exp(q.logvar[1] / 2) * scale,
+                  0, 0, 2 * Math.PI);
+        c.stroke();
+        c.setLineDash([]);
+      };
+      ellipse(exact.q, "#000", []);
+      if (exact.best) ellipse(exact.best, "#2ca02c", [2, 3]);
+      ellipse(exact.mine, "#d62728", [6, 4]);
+      c.fillStyle = "#000";
+      c.font = "11px sans-serif";
+      c.fillText(`z1: ${(v.centre[0] - v.half).toFixed(2)} to ${(v.centre[0] + v.half).toFixed(2)}`,
+                 4, v.side - 18);
+      c.fillText(`z2: ${(v.centre[1] - v.half).toFixed(2)} to ${(v.centre[1] + v.half).toFixed(2)}`,
+                 4, v.side - 5);
+    }
+
+    // The reader's q: its centre dragged on the board, its sigmas scaled by 2^slider.
+    function moveMine(mu) {
+      if (!exact.posterior) return;
+      if (mu) exact.mine.mu = mu;
+      exact.mine.logvar = exact.q.logvar.map((lv, a) => lv + 2 * Math.LN2 * +scales[a].value);
+      report();
+      drawPosterior();
+    }
+    function boardLatent(event) {
+      const box = board.getBoundingClientRect();
+      return view().toLatent((event.clientX - box.left) * board.width / box.width,
+                             (event.clientY - box.top) * board.height / box.height);
+    }
+    board.addEventListener("pointerdown", event => {
+      if (!exact.posterior) return;
+      board.setPointerCapture(event.pointerId);
+      moveMine(boardLatent(event));
+    });
+    board.addEventListener("pointermove", event => {
+      if (exact.posterior && board.hasPointerCapture(event.pointerId)) moveMine(boardLatent(event));
+    });
+    for (const s of scales) s.addEventListener("input", () => moveMine(null));
+    $("best").addEventListener("click", () => {
+      if (!exact.posterior) return;
+      exact.best = bestGaussian(exact.posterior, exact.q);
+      report();
+      drawPosterior();
+    });
+    $("reset").addEventListener("click", () => {
+      if (!exact.posterior) return;
+      for (const s of scales) s.value = 0;
+      moveMine(exact.q.mu.slice());
+    });
+    $("test").addEventListener("click", () => {
+      if (!digits.length) return;
+      study(digits[exact.next % digits.length]);
+      exact.next += 1;
+    });
+
+    // Times the exact posterior of the first n test digits, one after another: what
+    // `python -m book.bench explorer` reports. Resolves to {ms, longestSliceMs}.
+    function timePosterior(n) {
+      return new Promise(resolve => {
+        const ms = [], slices = [];
+        (function next(i) {
+          if (i === Math.min(n, digits.length)) { resolve({ ms, longestSliceMs: slices }); return; }
+          study(digits[i], (elapsed, stats) => {
+            ms.push(elapsed);
+            slices.push(stats.longestSliceMs);
+            next(i + 1);
+          });
+        })(0);
+      });
     }
 
     // Times n updates at random points: what `python -m book.bench explorer` reports.
@@ -401,13 +803,17 @@
 
     show([0, 0]);
     for (const canvas of [seen, recon]) drawDigit(canvas, new Float32Array(784));
-    const api = { show, state, decode, encode, encodeDrawing, benchmark };
+    drawPosterior();
+    if (digits.length) { study(digits[0]); exact.next = 1; }
+    const api = { show, state, decode, encode, encodeDrawing, benchmark, exact, study, moveMine,
+                  timePosterior };
     container.vaeExplorer = api;  // for the browser test and the benchmark
     return api;
   }
 
-  const VAEExplorer = { halfToFloat, readTensor, makeDecoder, makeEncoder, mnistStyle, binarize,
-                        prepareDrawing, mount };
+  const VAEExplorer = { halfToFloat, readTensor, makeDecoder, makeEncoder, makeLogits, mnistStyle,
+                        binarize, prepareDrawing, exactPosterior, finish, inSlices, gaussianElbo,
+                        bestGaussian, mount };
   root.VAEExplorer = VAEExplorer;
   if (typeof module === "object" && module.exports) module.exports = VAEExplorer;
 })(typeof globalThis !== "undefined" ? globalThis : this);
