@@ -59,33 +59,35 @@ class TrainingDiverged(FloatingPointError):
     """A minibatch's loss is no longer finite, or has exploded: training has diverged."""
 
 
-EXPLOSION = 10.0  # diverged: a loss this many times |the first loss| above the first loss
+EXPLOSION = 10.0  # a Bernoulli model has diverged at 10 times a coin flip's loss per pixel
 
 
 class Divergence:
     """Watches one training run's minibatch losses and stops the run once it has diverged.
 
-    Diverged means a loss that is not finite, or one that has *exploded*: more than
-    ``EXPLOSION`` times max(|L0|, 1) nats above the run's first minibatch loss L0, worse than
-    the untrained model by far. (A bounded log-variance keeps a run with too large a learning
-    rate finite; its loss then explodes instead, to thousands of nats per image.) Both training
-    loops, NumPy's and PyTorch's, call ``check`` on every minibatch before its step, so a
-    diverged run stops at once and never steps on its gradients; the error says whether the
-    model's weights are still finite (those of the last step) or not.
+    Diverged means a negative ELBO (nats per example) that is not finite; or, for a Bernoulli
+    likelihood over ``pixels`` pixels, one above ``EXPLOSION`` x pixels x log 2: ten times the
+    loss of a model that gives every pixel probability 1/2, which an untrained model already
+    scores and any training beats. (A bounded log-variance keeps a run with too large a learning
+    rate finite; its loss then explodes instead, to 100,000 nats and more.) A density (the
+    Gaussian decoder) has no such scale: its loss may swing by thousands of nats while sigma_x
+    settles (chapter 3), so only a loss that is not finite stops it. Both training loops,
+    NumPy's and PyTorch's, call ``check`` on every minibatch before its step, so a diverged run
+    stops at once and never steps on its gradients; the error says whether the model's weights
+    are still finite (those of the last step) or not.
     """
 
-    def __init__(self) -> None:
-        self.first: float | None = None
+    def __init__(self, pixels: int | None = None) -> None:
+        self.limit = EXPLOSION * pixels * math.log(2) if pixels else math.inf
 
     def check(self, loss: float, lr: float, weights_finite: Callable[[], bool]) -> float:
-        """``loss`` (a minibatch's mean, in nats per example) if the run has not diverged,
-        else ``TrainingDiverged``, which names the learning rate ``lr`` to lower."""
-        if self.first is None and math.isfinite(loss):
-            self.first = loss
-        if math.isfinite(loss) and loss <= self.first + EXPLOSION * max(abs(self.first), 1):
+        """``loss`` (a minibatch's mean negative ELBO, in nats per example) if the run has not
+        diverged, else ``TrainingDiverged``, which names the learning rate ``lr`` to lower."""
+        if math.isfinite(loss) and loss <= self.limit:
             return loss
         what = (f"{loss} nats" if not math.isfinite(loss) else
-                f"{loss:,.0f} nats, exploded from {self.first:,.0f} at the start")
+                f"{loss:,.0f} nats, above {self.limit:,.0f} ({EXPLOSION:g} times the loss of "
+                "a coin flip for every pixel)")
         state = ("the model keeps the weights of the last step, which are finite"
                  if weights_finite() else
                  "the model's weights are no longer finite: build the model afresh")

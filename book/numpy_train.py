@@ -56,8 +56,8 @@ def train_step(model: VAE, optimizer: Adam, x: np.ndarray, rng: np.random.Genera
     """
     eps = rng.standard_normal((len(x), model.arch.z_dim), dtype=model.dtype)
     f = model.forward(x, eps)
-    (divergence or Divergence()).check(f.loss, optimizer.lr,
-                                       lambda: bool(np.isfinite(model.flat).all()))
+    (divergence or Divergence(model.arch.x_dim)).check(
+        f.loss, optimizer.lr, lambda: bool(np.isfinite(model.flat).all()))
     model.backward(f, beta)
     optimizer.step(model.grad_flat)
     return f
@@ -94,7 +94,7 @@ def train(model: VAE, x_train: np.ndarray, x_test: np.ndarray, *, images: int,
     eval_every = eval_every or max(1, images // 20)
     rng = np.random.default_rng(seed)
     optimizer = Adam(model.flat, lr=lr)
-    history, divergence = History(), Divergence()
+    history, divergence = History(), Divergence(model.arch.x_dim)
     start, recon, kl = time.perf_counter(), [], []
     seen, next_record = 0, eval_every
     with tqdm(total=math.ceil(images / batch_size), desc="training", unit="step",

@@ -101,6 +101,13 @@ def learning_rate(lr: float, schedule: str, progress: float) -> float:
     return 0.5 * lr * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def divergence_watch(model: Any) -> Divergence:
+    """The model's ``Divergence``: with the Bernoulli likelihood's scale (its pixels), or, for a
+    density, for losses that are not finite only."""
+    pixels = math.prod(model.input_shape) if model.likelihood == "bernoulli" else None
+    return Divergence(pixels)
+
+
 def train_step(model: Any, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                eps: torch.Tensor, kl_weight: float = 1.0,
                divergence: Divergence | None = None) -> Any:
@@ -111,8 +118,8 @@ def train_step(model: Any, optimizer: torch.optim.Optimizer, x: torch.Tensor,
     """
     terms = model(x, eps)
     loss = (terms.recon + kl_weight * terms.kl).mean()
-    (divergence or Divergence()).check(
-        loss.item(), optimizer.param_groups[0]["lr"],
+    (divergence or divergence_watch(model)).check(
+        terms.loss.item(), optimizer.param_groups[0]["lr"],  # the negative ELBO
         lambda: all(bool(torch.isfinite(p).all()) for p in model.parameters()))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -180,7 +187,7 @@ def train(model: Any, train_images: np.ndarray | torch.Tensor,
     train_set = to_device(train_images, device)
     x_test = observe_test_set(model, to_device(test_images, device), observation)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    history, recon, kl, divergence = History(), [], [], Divergence()
+    history, recon, kl, divergence = History(), [], [], divergence_watch(model)
     seen, next_record, start = 0, eval_every, time.perf_counter()
 
     def progress_made() -> float:  # the share of the budget used so far
