@@ -82,16 +82,16 @@ def _has_logits(model: Any) -> bool:
 def _bernoulli_logits(model: Any, z: np.ndarray) -> np.ndarray | None:
     """The Bernoulli logits (G, D) of p(x | z) at the points z (G, 2), or None for a model
     whose decoder gives none (``_has_logits``)."""
+    if not _has_logits(model):
+        return None
     if isinstance(model, VAE):
         return model.decode(z)
-    if _has_logits(model):
-        import torch
+    import torch
 
-        device = next(model.parameters()).device
-        with torch.no_grad():
-            logits = model.decode(torch.as_tensor(z, dtype=torch.float32, device=device))
-        return logits.reshape(len(z), -1).cpu().numpy()
-    return None
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        logits = model.decode(torch.as_tensor(z, dtype=torch.float32, device=device))
+    return logits.reshape(len(z), -1).cpu().numpy()
 
 
 @dataclass(frozen=True)

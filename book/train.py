@@ -40,10 +40,10 @@ def to_device(images: np.ndarray | torch.Tensor, device: torch.device) -> torch.
     return images.to(device)
 
 
-# What each observation model is trained on by default, and what else it may see
-# (see book.data.observe): a Bernoulli likelihood is a probability of binary images only.
-OBSERVATION = {"bernoulli": "binary", "gaussian": "dequantized"}
+# What each observation model may be trained and scored on, its default first (see
+# book.data.observe): a Bernoulli likelihood is a probability of binary images only.
 ADMITTED = {"bernoulli": ("binary",), "gaussian": ("dequantized", "grey")}
+OBSERVATION = {likelihood: kinds[0] for likelihood, kinds in ADMITTED.items()}
 
 
 def observation_kind(model: Any, kind: str | None = None) -> str:

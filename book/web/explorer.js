@@ -618,8 +618,12 @@
         digits.push(x);
       }
     }
+    // What the panel shows of one digit. Computed once per digit (when its posterior is done):
+    // the view, the shaded posterior and the encoder's ELBO; on every move of q only the
+    // reader's ELBO and the ellipses.
     const exact = { x: null, q: null, mine: null, best: null, posterior: null, view: null,
-                    cancel: null, next: 0, ms: 0, stats: null };
+                    heat: null, encoderElbo: null, bestElbo: null, cancel: null, next: 0, ms: 0,
+                    stats: null };
 
     // The exact posterior of the binary digit x, computed in slices; done(ms, stats) after.
     function study(x, done) {
@@ -627,7 +631,7 @@
       exact.x = x;
       exact.q = encode(x);
       exact.mine = { mu: exact.q.mu.slice(), logvar: exact.q.logvar.slice() };
-      exact.best = exact.posterior = exact.view = null;
+      exact.best = exact.posterior = exact.view = exact.heat = null;
       for (const s of scales) s.value = 0;
       drawDigit($("chosen"), x);
       numbers.textContent = "computing the exact posterior ...";
@@ -635,6 +639,9 @@
       exact.cancel = inSlices(exactPosterior(decodeLogits, x, exact.q), (posterior, stats) => {
         exact.cancel = null;
         exact.posterior = posterior;
+        exact.view = frame(posterior, exact.q);
+        exact.heat = shade(posterior, exact.view);
+        exact.encoderElbo = gaussianElbo(posterior, exact.q);
         exact.ms = performance.now() - start;
         exact.stats = stats;
         report();
@@ -648,7 +655,7 @@
       if (!p) return;
       const f = v => v.toFixed(2);
       const terms = g => `ELBO ${f(g.elbo)} = recon ${f(g.recon)} - KL ${f(g.kl)}`;
-      const encoder = gaussianElbo(p, exact.q), mine = gaussianElbo(p, exact.mine);
+      const encoder = exact.encoderElbo, mine = gaussianElbo(p, exact.mine);
       const lines = [`log p(x) ${f(p.logPx)} nats, exact (${p.grid.values.length} points` +
                      `${p.passed ? "" : "; its checks failed"})`,
                      `encoder's q: ${terms(encoder)}`,
@@ -659,7 +666,7 @@
         lines.push(`your q: ${terms(mine)}`, `  gap ${f(mine.gap)}`);
       }
       if (exact.best) {
-        const best = gaussianElbo(p, exact.best);
+        const best = exact.bestElbo;
         lines.push(`best diagonal q: ELBO ${f(best.elbo)}, gap ${f(best.gap)};`,
                    `  amortisation gap ${f(best.elbo - encoder.elbo)}`);
       }
@@ -667,18 +674,14 @@
     }
 
     // A square view around the posterior (+-4 standard deviations) and the encoder's q (+-3
-    // sigma), fixed for the digit; z -> canvas pixels and back.
-    function view() {
-      const p = exact.posterior, side = board.width;
-      if (!exact.view) {
-        const sd = [Math.sqrt(p.cov[0]), Math.sqrt(p.cov[2])];
-        const sigma = exact.q.logvar.map(v => Math.exp(v / 2));
-        const low = [0, 1].map(a => Math.min(p.mean[a] - 4 * sd[a], exact.q.mu[a] - 3 * sigma[a]));
-        const high = [0, 1].map(a => Math.max(p.mean[a] + 4 * sd[a], exact.q.mu[a] + 3 * sigma[a]));
-        exact.view = { centre: [0, 1].map(a => (low[a] + high[a]) / 2),
-                       half: Math.max(high[0] - low[0], high[1] - low[1]) / 2 };
-      }
-      const { centre, half } = exact.view;
+    // sigma), fixed for the digit: z -> canvas pixels and back.
+    function frame(p, q) {
+      const side = board.width, sd = [Math.sqrt(p.cov[0]), Math.sqrt(p.cov[2])];
+      const sigma = q.logvar.map(v => Math.exp(v / 2));
+      const low = [0, 1].map(a => Math.min(p.mean[a] - 4 * sd[a], q.mu[a] - 3 * sigma[a]));
+      const high = [0, 1].map(a => Math.max(p.mean[a] + 4 * sd[a], q.mu[a] + 3 * sigma[a]));
+      const centre = [0, 1].map(a => (low[a] + high[a]) / 2);
+      const half = Math.max(high[0] - low[0], high[1] - low[1]) / 2;
       return { side, centre, half,
                toPixel: z => [(z[0] - centre[0] + half) / (2 * half) * side,
                               (centre[1] + half - z[1]) / (2 * half) * side],
@@ -686,14 +689,11 @@
                                       centre[1] + half - 2 * half * py / side] };
     }
 
-    function drawPosterior() {
-      const c = board.getContext("2d"), p = exact.posterior;
-      c.fillStyle = "#fff";
-      c.fillRect(0, 0, board.width, board.height);
-      if (!p) return;
-      const v = view(), g = p.grid;
+    // The posterior's density on the view, relative to its largest value, as blue shades.
+    function shade(p, v) {
+      const g = p.grid;
       const top = g.values.reduce((m, value) => Math.max(m, value), -Infinity);
-      const image = c.createImageData(v.side, v.side);
+      const image = board.getContext("2d").createImageData(v.side, v.side);
       for (let py = 0; py < v.side; py++) {
         for (let px = 0; px < v.side; px++) {
           const z = v.toLatent(px + 0.5, py + 0.5);
@@ -708,7 +708,16 @@
           image.data[k + 3] = 255;
         }
       }
-      c.putImageData(image, 0, 0);
+      return image;
+    }
+
+    function drawPosterior() {
+      const c = board.getContext("2d");
+      c.fillStyle = "#fff";
+      c.fillRect(0, 0, board.width, board.height);
+      if (!exact.posterior) return;
+      const v = exact.view;
+      c.putImageData(exact.heat, 0, 0);
       const ellipse = (q, colour, dash) => {
         const [x, y] = v.toPixel(q.mu), scale = v.side / (2 * v.half);
         c.setLineDash(dash);
@@ -741,8 +750,8 @@
     }
     function boardLatent(event) {
       const box = board.getBoundingClientRect();
-      return view().toLatent((event.clientX - box.left) * board.width / box.width,
-                             (event.clientY - box.top) * board.height / box.height);
+      return exact.view.toLatent((event.clientX - box.left) * board.width / box.width,
+                                 (event.clientY - box.top) * board.height / box.height);
     }
     board.addEventListener("pointerdown", event => {
       if (!exact.posterior) return;
@@ -756,6 +765,7 @@
     $("best").addEventListener("click", () => {
       if (!exact.posterior) return;
       exact.best = bestGaussian(exact.posterior, exact.q);
+      exact.bestElbo = gaussianElbo(exact.posterior, exact.best);
       report();
       drawPosterior();
     });
