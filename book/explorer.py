@@ -1,12 +1,14 @@
-"""The static latent-space explorer: a trained 2-D ConvVAE exported for the browser.
+"""The static latent-space explorer: trained 2-D ConvVAEs exported for the browser.
 
-``export_model`` writes the model's weights compactly (float16, base64: 75 kB for the
-book's 2-D model) and ``load_exported`` reads them back into PyTorch, so that tests compare
-the browser's decoder with PyTorch's on the same numbers. ``explorer_html`` puts the export,
-the encoded test set and ``book/web/explorer.js`` into one self-contained HTML snippet: a
-``<div>`` with its canvases, the data as JSON, and an inline script that finds its container
-by id. It needs no kernel, no library and no network, so the same output works on the
-website, in Jupyter and in Colab (whose outputs are isolated from each other).
+``export_model`` writes a model's weights compactly (float16, base64: 75 kB for the book's
+2-D model) and ``load_exported`` reads them back into PyTorch, so that tests compare the
+browser's decoder with PyTorch's on the same numbers. ``explorer_html`` puts the exports of
+one or more models (a VAE, the same VAE at other weights of its KL term, an autoencoder),
+each with its encoded test set, and ``book/web/explorer.js`` into one self-contained HTML
+snippet: a ``<div>`` with its canvases, the data as JSON, and an inline script that finds its
+container by id; the reader switches between the models on the page. It needs no kernel, no
+library and no network, so the same output works on the website, in Jupyter and in Colab (whose
+outputs are isolated from each other).
 """
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ import json
 import math
 import uuid
 from importlib import resources
+from typing import Mapping
 
 import numpy as np
 import torch
 
-from book.conv_vae import ConvConfig, ConvVAE, decode_means
+from book.conv_vae import ConvAutoencoder, ConvConfig, ConvVAE, decode_means
 from book.data import require_binary
 from book.gaussian import LOGVAR_BOUND
 from book.plots import image_grid
@@ -41,7 +44,8 @@ def _array(tensor: dict) -> np.ndarray:
 
 
 def export_model(model: ConvVAE, dtype: str = "float16") -> dict:
-    """The weights of a Bernoulli ConvVAE as JSON-ready data for the browser."""
+    """The weights of a Bernoulli ConvVAE (or ConvAutoencoder) as JSON-ready data for the
+    browser; ``kind`` says which ("vae": q(z | x) and a prior; "autoencoder": a code only)."""
     if not isinstance(model, ConvVAE) or model.likelihood != "bernoulli":
         raise ValueError("the explorer runs a ConvVAE with a Bernoulli decoder; got "
                          f"{type(model).__name__} ({getattr(model, 'likelihood', '?')})")
@@ -49,8 +53,10 @@ def export_model(model: ConvVAE, dtype: str = "float16") -> dict:
         raise ValueError(f"dtype must be 'float16' or 'float32', got {dtype!r}")
     tensors = {name: _tensor(value.detach().cpu().numpy(), dtype)
                for name, value in model.state_dict().items()}
-    return {"format": FORMAT, "z_dim": model.z_dim, "channels": list(model.config.channels),
-            "logvar_bound": LOGVAR_BOUND, "tensors": tensors}
+    kind = "autoencoder" if isinstance(model, ConvAutoencoder) else "vae"
+    return {"format": FORMAT, "kind": kind, "z_dim": model.z_dim,
+            "channels": list(model.config.channels), "logvar_bound": LOGVAR_BOUND,
+            "tensors": tensors}
 
 
 def load_exported(exported: dict) -> ConvVAE:
@@ -58,7 +64,8 @@ def load_exported(exported: dict) -> ConvVAE:
     if exported.get("format") != FORMAT:
         raise ValueError(f"not an explorer export (format {exported.get('format')!r}, "
                          f"expected {FORMAT!r}); make one with export_model(model)")
-    model = ConvVAE(ConvConfig(z_dim=exported["z_dim"], channels=tuple(exported["channels"])))
+    kind = {"vae": ConvVAE, "autoencoder": ConvAutoencoder}[exported.get("kind", "vae")]
+    model = kind(ConvConfig(z_dim=exported["z_dim"], channels=tuple(exported["channels"])))
     state = {name: torch.from_numpy(_array(t).astype(np.float32))
              for name, t in exported["tensors"].items()}
     model.load_state_dict(state)
@@ -79,27 +86,39 @@ def decoded_grid(model: ConvVAE, extent: float, n: int = 10) -> np.ndarray:
     return image_grid(decode_means(model, z), n, n)
 
 
-def explorer_html(model: ConvVAE, test_mu: np.ndarray, test_labels: np.ndarray,
+def explorer_html(models: Mapping[str, tuple[ConvVAE, np.ndarray]], test_labels: np.ndarray,
                   dtype: str = "float16", digits: np.ndarray | None = None) -> str:
     """The explorer as one self-contained HTML snippet (see the module's docstring).
 
-    ``test_mu`` (N, 2) are the encoder's means of the test set, drawn as the map's
-    background and coloured by ``test_labels``. ``digits`` (M, 28, 28), binary: test digits
-    (as the model scores them) whose exact posterior the reader can pick, one bit per pixel.
+    ``models`` maps a name (the label of its button) to a 2-D model and the encoder's means
+    of the test set (N, 2) under it, drawn as that model's map and coloured by
+    ``test_labels`` (N,); the first is shown first. Each map is a square that holds its own
+    codes (``map_extent``), with grid lines at whole numbers. ``digits`` (M, 28, 28),
+    binary: test digits (as the models score them) whose exact posterior the reader can
+    pick, one bit per pixel. Raises ValueError for a model that is not 2-D or means of
+    another shape.
     """
-    test_mu = np.asarray(test_mu, dtype=np.float32)
-    if model.z_dim != 2 or test_mu.ndim != 2 or test_mu.shape[1] != 2:
-        raise ValueError(f"the map needs a 2-D latent space and means of shape (N, 2); got "
-                         f"z_dim {model.z_dim} and means {test_mu.shape}")
-    extent = map_extent(test_mu)
-    data = {"model": export_model(model, dtype),
-            "map": {"extent": extent, "mu": _tensor(test_mu, "float16"),
-                    "labels": _tensor(np.asarray(test_labels), "uint8")}}
+    if not models:
+        raise ValueError("the explorer needs at least one model")
+    labels = np.asarray(test_labels)
+    exhibits, first_grid = [], None
+    for name, (model, test_mu) in models.items():
+        test_mu = np.asarray(test_mu, dtype=np.float32)
+        if model.z_dim != 2 or test_mu.shape != (len(labels), 2):
+            raise ValueError(f"{name}: the map needs a 2-D latent space and means of shape "
+                             f"({len(labels)}, 2), one per label; got z_dim {model.z_dim} "
+                             f"and means {test_mu.shape}")
+        extent = map_extent(test_mu)
+        exhibits.append({"name": name, "model": export_model(model, dtype),
+                         "map": {"extent": extent, "mu": _tensor(test_mu, "float16")}})
+        if first_grid is None:
+            first_grid = (extent, png_bytes(grey_levels(decoded_grid(model, extent))))
+    data = {"models": exhibits, "labels": _tensor(labels, "uint8")}
     if digits is not None:
         digits = np.asarray(digits).reshape(len(digits), -1)
         require_binary(digits, "the explorer's exact posterior (a Bernoulli likelihood)")
         data["digits"] = _tensor(np.packbits(digits.astype(np.uint8), axis=1), "uint8")
-    grid = png_bytes(grey_levels(decoded_grid(model, extent)))
+    extent, grid = first_grid
     web = resources.files("book") / "web"
     uid = f"vx-{uuid.uuid4().hex[:12]}"
     return _TEMPLATE.format(
@@ -116,10 +135,13 @@ def standalone_page(snippet: str, title: str = "VAE latent-space explorer") -> s
 
 
 def exported_size(snippet: str) -> dict[str, int]:
-    """Bytes of the snippet, of its model weights (base64) and of its encoded test set."""
+    """Bytes of the snippet, of its models' weights (base64) and of their encoded test sets
+    (with the labels)."""
     data = json.loads(snippet.split('class="vx-data">', 1)[1].split("</script>", 1)[0])
-    weights = sum(len(t["data"]) for t in data["model"]["tensors"].values())
-    points = len(data["map"]["mu"]["data"]) + len(data["map"]["labels"]["data"])
+    weights = sum(len(t["data"]) for m in data["models"]
+                  for t in m["model"]["tensors"].values())
+    points = (sum(len(m["map"]["mu"]["data"]) for m in data["models"])
+              + len(data["labels"]["data"]))
     digits = len(data["digits"]["data"]) if "digits" in data else 0
     return {"html": len(snippet.encode()), "weights": weights, "map": points, "digits": digits}
 
@@ -127,11 +149,13 @@ def exported_size(snippet: str) -> dict[str, int]:
 _TEMPLATE = """\
 <div class="vae-explorer" id="{uid}">
 <style>{css}</style>
+<div class="vx-models" role="group" aria-label="the model explored"></div>
 <div class="vx-row">
   <figure><canvas class="vx-map" width="300" height="300"
     aria-label="map of the latent space: drag the point"></canvas>
     <figcaption>The test set's codes, coloured by digit:
-      <span class="vx-legend"></span>. Drag the white point.</figcaption></figure>
+      <span class="vx-legend"></span>. Drag the white point.
+      <span class="vx-extent"></span></figcaption></figure>
   <figure><canvas class="vx-digit vx-big" width="28" height="28"></canvas>
     <figcaption class="vx-where"></figcaption>
     <label>z<sub>1</sub> <input class="vx-z1" type="range" step="0.01" value="0"></label>

@@ -1,4 +1,5 @@
-"""Live latent-space widgets for Jupyter and Colab: sliders, a map, interpolation, traversals.
+"""Live latent-space widgets for Jupyter and Colab: sliders, a map, the exact posterior of a
+test digit, interpolation, traversals.
 
 Written against the ipywidgets 7.7 API, which Colab ships and renders with no set-up (8 serves
 it too), and with core widgets only: no ipympl, no ``interact`` with matplotlib. Each view is
@@ -19,6 +20,7 @@ from typing import Any, Callable
 import ipywidgets as widgets
 import numpy as np
 
+from book import quadrature
 from book.conv_vae import decode_means
 from book.latent import interpolate, traversal_codes
 from book.plots import image_grid
@@ -170,6 +172,62 @@ class LatentMap(LiveExplorer):
         image[(distance > 4.5) & (distance <= 6.5)] = 0  # a ring around the point
         self.map.value = png_bytes(image)
         self.digit.value = digit_png(self.model, z)
+
+
+class ExactPosterior(LiveExplorer):
+    """For a 2-D model: a test digit, its exact posterior p(z | x) by quadrature
+    (``book.quadrature``) shaded in blue, and the encoder's q(z | x) as its 2-sigma ellipse,
+    with log p(x), the ELBO of q and their gap KL(q || p(z | x)) in nats.
+
+    ``digits`` (N, 784) are test digits as the model scores them (binary for a Bernoulli
+    decoder); the view spans 4 standard deviations around the posterior and around q.
+    """
+
+    def __init__(self, model: Any, digits: np.ndarray, labels: np.ndarray, index: int = 0):
+        if model.z_dim != 2:
+            raise ValueError(f"the exact posterior needs a 2-D latent space, this model has "
+                             f"{model.z_dim}: use book.iwae to bound log p(x) instead")
+        self.model, self.digits, self.labels = model, np.asarray(digits), labels
+        self.index = widgets.BoundedIntText(value=index, min=0, max=len(digits) - 1,
+                                            description="test digit #",
+                                            layout=widgets.Layout(width="200px"))
+        self.board, self.digit = widgets.Image(format="png"), widgets.Image(format="png")
+        self.numbers = widgets.HTML()
+        self.images = [("the exact posterior (blue) and the encoder's q (black ellipse, "
+                        "2 sigma)", self.board), ("the test digit", self.digit)]
+        self.index.observe(lambda _: self.update(), names="value")
+        self.widget = widgets.HBox([self.board, widgets.VBox(
+            [self.index, self.digit, self.numbers])])
+        self.update()
+
+    def update(self) -> None:
+        i = self.index.value
+        x = self.digits[i : i + 1].reshape(1, -1)
+        evidence = quadrature.log_evidence(self.model, x)
+        window = quadrature.posterior_window(self.model, x, evidence, 0, n=120)
+        self.board.value = png_bytes(posterior_picture(window))
+        self.digit.value = png_bytes(grey_levels(x.reshape(28, 28), 3))
+        checks = "" if evidence.passed() else " (its checks failed)"
+        lines = [f"test digit #{i}, a {self.labels[i]}",
+                 f"log p(x) {evidence.log_px[0]:.2f} nats, exact{checks}",
+                 f"ELBO of the encoder's q {evidence.elbo[0]:.2f}",
+                 f"gap KL(q || p(z|x)) {evidence.gap[0]:.2f}"]
+        self.numbers.value = "<pre>" + "\n".join(lines) + "</pre>"
+
+
+def posterior_picture(window: quadrature.Window, scale: int = 2) -> np.ndarray:
+    """RGB (rows, cols, 3) of a ``quadrature.Window``: p(z | x) relative to its largest value
+    in shades of blue, q's 2-sigma ellipse in black; z_2 points up, each point ``scale``
+    pixels wide."""
+    density = np.exp(window.log_posterior - window.log_posterior.max()).T[::-1]
+    image = np.stack([255 - 225 * density, 255 - 160 * density, 255 - 40 * density], -1)
+    # inside q's 2-sigma ellipse: log q within 2 of its largest value (diagonal Gaussian)
+    inside = (window.log_q >= window.log_q.max() - 2).T[::-1]
+    edge = inside.copy()
+    edge[1:-1, 1:-1] &= ~(inside[:-2, 1:-1] & inside[2:, 1:-1]
+                          & inside[1:-1, :-2] & inside[1:-1, 2:])
+    image[edge] = 0
+    return np.repeat(np.repeat(image.astype(np.uint8), scale, 0), scale, 1)
 
 
 class Interpolation(LiveExplorer):

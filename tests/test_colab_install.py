@@ -173,7 +173,7 @@ sliders = widgets.LatentSliders(model)
 before = sliders.image.value
 sliders.sliders[0].value = 2.0
 assert sliders.image.value != before, "a slider did not redraw the digit"
-assert "VAEExplorer.mount" in explorer.explorer_html(model, mu, labels)
+assert "VAEExplorer.mount" in explorer.explorer_html({"VAE": (model, mu)}, labels)
 """
     imported = run(python, "-c", modules, *top_level_packages(), cwd=tmp_path)
     assert imported.returncode == 0, f"the package does not import with Colab's versions:\n{output(imported)}"

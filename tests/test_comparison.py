@@ -1,4 +1,4 @@
-"""The closing chapter's models and measurements: the Bernoulli mixture and its EM, PPCA's
+"""The comparison chapter's models and measurements: the Bernoulli mixture and its EM, PPCA's
 closed form, the autoencoder, active units of a model with known dead units, and the
 amortisation gap."""
 from __future__ import annotations

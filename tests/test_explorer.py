@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from book import explorer
-from book.conv_vae import ConvConfig, ConvVAE
+from book.conv_vae import ConvAutoencoder, ConvConfig, ConvVAE
 
 EXPLORER_JS = Path(explorer.__file__).parent / "web" / "explorer.js"
 TOLERANCE = 1e-4
@@ -125,6 +125,24 @@ def test_javascript_decoder_and_encoder_match_pytorch(node, tmp_path, model, dty
                                                                              logvar)
     if dtype == "float32":  # no rounding: the JavaScript matches the model itself
         assert max_differences(js, model, z, x)[0] <= TOLERANCE
+
+
+def test_an_autoencoders_code_is_pytorchs_and_a_point(node, tmp_path):
+    """The explorer's autoencoder: its export loads as a ConvAutoencoder, and the JavaScript
+    encoder returns PyTorch's code with sigma 0 (a log-variance of -Infinity, JSON's null)."""
+    auto = ConvAutoencoder(ConvConfig(z_dim=2), seed=0).eval()
+    exported = explorer.export_model(auto, "float32")
+    assert exported["kind"] == "autoencoder"
+    assert isinstance(explorer.load_exported(exported), ConvAutoencoder)
+    z, x = points_and_images()
+    js = run_js(node, tmp_path, exported, z, x)
+    with torch.no_grad():
+        code, _ = auto.encode(x)
+        p = torch.sigmoid(auto.decode(z)).reshape(len(z), -1).numpy()
+    assert np.abs(np.array([e["mu"] for e in js["encoded"]]) - code.numpy()).max() <= TOLERANCE
+    assert all(e["logvar"] == [None, None] for e in js["encoded"])
+    assert np.abs(np.array(js["decoded"]) - p).max() <= TOLERANCE
+    assert explorer.export_model(ConvVAE(ConvConfig(z_dim=2)))["kind"] == "vae"
 
 
 @pytest.mark.parametrize("name", ["decoder.3.weight", "encoder.2.bias"])
@@ -262,9 +280,15 @@ def test_export_round_trip_and_size(model):
         expected = value.numpy().astype(np.float16).astype(np.float32)
         np.testing.assert_array_equal(rounded.state_dict()[name].numpy(), expected)
     mu = np.random.default_rng(0).standard_normal((1996, 2))
-    snippet = explorer.explorer_html(model, mu, np.arange(1996) % 10)
+    snippet = explorer.explorer_html({"a": (model, mu)}, np.arange(1996) % 10)
     size = explorer.exported_size(snippet)
     assert size["html"] < 250_000 and size["weights"] < 100_000
+    auto = ConvAutoencoder(ConvConfig(z_dim=2), seed=0)
+    four = explorer.explorer_html({"a": (model, mu), "b": (model, mu / 2), "c": (model, mu),
+                                   "autoencoder": (auto, 4 * mu)}, np.arange(1996) % 10)
+    sizes = explorer.exported_size(four)
+    assert sizes["weights"] == pytest.approx(4 * size["weights"], rel=0.05)
+    assert sizes["html"] < 1_000_000  # the chapter's four models fit in 1 MB
     assert "http" not in snippet.lower().replace("http://www.w3.org", "")  # loads nothing
 
 
@@ -272,7 +296,12 @@ def test_export_refuses_what_the_explorer_cannot_run(model):
     with pytest.raises(ValueError, match="Bernoulli"):
         explorer.export_model(ConvVAE(ConvConfig(z_dim=2, likelihood="gaussian")))
     with pytest.raises(ValueError, match="2-D latent space"):
-        explorer.explorer_html(ConvVAE(ConvConfig(z_dim=8)), np.zeros((5, 8)), np.zeros(5))
+        explorer.explorer_html({"8-D": (ConvVAE(ConvConfig(z_dim=8)), np.zeros((5, 8)))},
+                               np.zeros(5))
+    with pytest.raises(ValueError, match="one per label"):
+        explorer.explorer_html({"a": (model, np.zeros((4, 2)))}, np.zeros(5))
+    with pytest.raises(ValueError, match="at least one model"):
+        explorer.explorer_html({}, np.zeros(5))
     with pytest.raises(ValueError, match="not an explorer export"):
         explorer.load_exported({"format": "something else"})
     with pytest.raises(ValueError, match="dtype"):

@@ -19,7 +19,7 @@ from book import explorer
 
 pytestmark = pytest.mark.slow
 
-PAGE = "chapters/04_latent_explorer.html"
+PAGE = "chapters/05_latent_explorer.html"
 API = "document.querySelector('.vae-explorer').vaeExplorer"
 
 
@@ -62,12 +62,17 @@ def drag(page, selector: str, points: list[tuple[float, float]]) -> None:
     page.mouse.up()
 
 
+def page_data(site) -> dict:
+    html = (site / PAGE).read_text()
+    return json.loads(html.split('class="vx-data">', 1)[1].split("</script>", 1)[0])
+
+
 @pytest.fixture(scope="module")
 def page_model(site):
-    """The PyTorch model made from the weights the built page carries."""
-    html = (site / PAGE).read_text()
-    data = json.loads(html.split('class="vx-data">', 1)[1].split("</script>", 1)[0])
-    return explorer.load_exported(data["model"]), data
+    """The PyTorch model made from the weights the built page carries (its first model) and
+    the first model's part of the page's data."""
+    first = page_data(site)["models"][0]
+    return explorer.load_exported(first["model"]), first
 
 
 def test_the_explorer_decodes_drags_and_slider_moves_as_pytorch_does(
@@ -172,6 +177,52 @@ def test_a_drawn_digits_exact_posterior_and_a_moved_q_are_pytorchs(
     assert not problems, problems
 
 
+def test_switching_models_switches_every_view_to_that_models_weights(
+        site, served, browser, watch, screenshots):
+    """Each model's button: the decoded digit, the drawing's code and the panel come from
+    that model's weights (PyTorch on the same numbers); a VAE's panel shows its posterior, the
+    autoencoder's says why it has none; clearing the drawing empties the panel."""
+    exhibits = page_data(site)["models"]
+    kinds = [e["model"]["kind"] for e in exhibits]
+    assert len(exhibits) >= 4 and kinds.count("autoencoder") == 1, kinds
+    page, problems = open_page(browser, served, watch, 1280)
+    page.locator(".vae-explorer").scroll_into_view_if_needed()
+    drag(page, ".vx-pad", [(0.3, 0.2), (0.7, 0.22), (0.45, 0.5), (0.72, 0.7), (0.3, 0.85)])
+    buttons = page.locator(".vae-explorer .vx-models button")
+    assert buttons.count() == len(exhibits)
+    seen_codes = []
+    for i in [*range(1, len(exhibits)), 0]:
+        buttons.nth(i).click()
+        model = explorer.load_exported(exhibits[i]["model"])
+        assert page.evaluate(f"{API}.active") == i
+        assert buttons.nth(i).get_attribute("aria-pressed") == "true"
+        z = page.evaluate(f"{API}.state.z")
+        np.testing.assert_allclose(digit_pixels(page, "digit"), expected_pixels(model, z),
+                                   atol=1)
+        state = page.evaluate(f"({{drawn: Array.from({API}.state.drawn), "
+                              f"mu: {API}.state.encoded.mu}})")
+        with torch.no_grad():
+            mu, _ = model.encode(torch.tensor(state["drawn"], dtype=torch.float32)
+                                 .reshape(1, 1, 28, 28))
+        np.testing.assert_allclose(state["mu"], mu[0].numpy(), atol=1e-4)
+        seen_codes.append(tuple(np.round(state["mu"], 3)))
+        numbers = page.locator(".vae-explorer .vx-numbers")
+        if kinds[i] == "autoencoder":
+            assert "no posterior" in numbers.inner_text()
+            assert "code (" in page.locator(".vae-explorer .vx-code").inner_text()
+            page.locator(".vae-explorer").screenshot(
+                path=str(screenshots / "autoencoder_1280.png"))
+        else:
+            page.wait_for_function(f"{API}.exact.posterior !== null", timeout=30_000)
+            assert numbers.inner_text().startswith("log p(x)")
+    assert len(set(seen_codes)) == len(exhibits)  # each model put the drawing elsewhere
+    page.locator(".vae-explorer .vx-clear").click()
+    assert page.evaluate(f"{API}.exact.posterior === null && {API}.exact.x === null")
+    assert "Draw a digit" in page.locator(".vae-explorer .vx-numbers").inner_text()
+    page.close()
+    assert not problems, problems
+
+
 def test_the_explorer_fits_a_phone(site, served, browser, watch, screenshots):
     page, problems = open_page(browser, served, watch, 390)
     overflow = page.evaluate("""(() => {
@@ -200,5 +251,6 @@ def test_the_live_widgets_show_a_snapshot_on_the_website(site):
     html = (site / PAGE).read_text()
     from book.widgets import LIVE_NOTE
 
-    assert html.count(LIVE_NOTE) == 4  # sliders, map, interpolation, traversal
-    assert html.count('class="vae-widget-snapshot"') == 4
+    # sliders, map, posterior, interpolation, traversal
+    assert html.count(LIVE_NOTE) == 5
+    assert html.count('class="vae-widget-snapshot"') == 5

@@ -198,3 +198,38 @@ def test_traversal_grid_has_one_row_per_dimension(models):
     assert read_png(explorer.grid.value).shape[0] == 2 * (2 * 29 - 1)
     explorer.start.value = -1  # from the prior's mean
     assert np.all(explorer.codes()[1, :, 0] == 0)
+
+
+def test_the_exact_posterior_widget_shows_book_quadratures_numbers_and_picture(models):
+    from book import quadrature
+
+    model = models[2]
+    digits = (np.random.default_rng(0).random((3, 784)) < 0.2).astype(float)
+    view = widgets.ExactPosterior(model, digits, np.array([4, 5, 6]), index=1)
+    evidence = quadrature.log_evidence(model, digits[1:2])
+    assert evidence.passed()
+    text = view.numbers.value
+    assert "a 5" in text and f"log p(x) {evidence.log_px[0]:.2f} nats, exact\n" in text
+    assert f"ELBO of the encoder's q {evidence.elbo[0]:.2f}" in text
+    assert f"gap KL(q || p(z|x)) {evidence.gap[0]:.2f}" in text
+    picture = read_png(view.board.value)[..., :3]
+    window = quadrature.posterior_window(model, digits[1:2], evidence, 0, n=120)
+    # the bluest pixel is the posterior's mode; black pixels ring q's mean at 2 sigma
+    red = np.where(picture.sum(-1) == 0, 255, picture[..., 0])  # not the ellipse's black
+    row, col = np.unravel_index(np.argmin(red), red.shape)
+    n1, n2 = window.grid.shape
+    mode = np.unravel_index(np.argmax(window.log_posterior), (n1, n2))
+    assert (col // 2, n2 - 1 - row // 2) == mode
+    black = np.argwhere(picture.sum(-1) == 0)
+    assert len(black) > 20
+    with torch.no_grad():
+        mu, logvar = (a[0].numpy() for a in model.encode(
+            torch.tensor(digits[1:2]).float().view(1, 1, 28, 28)))
+    z1, z2 = window.grid.axes()
+    z = np.stack([z1[black[:, 1] // 2], z2[n2 - 1 - black[:, 0] // 2]], 1)
+    radius = np.sqrt((((z - mu) / np.exp(logvar / 2)) ** 2).sum(1))
+    assert np.all(np.abs(radius - 2) < 0.25), radius
+    view.index.value = 2
+    assert "a 6" in view.numbers.value
+    with pytest.raises(ValueError, match="2-D"):
+        widgets.ExactPosterior(models[4], digits, np.zeros(3))

@@ -1,8 +1,8 @@
-// The latent-space explorer of the book's 2-D convolutional VAE, in plain JavaScript.
+// The latent-space explorer of the book's 2-D convolutional VAEs, in plain JavaScript.
 //
-// No dependency, no build step, no request: book/explorer.py inlines this file, the model's
-// weights (float16, base64) and the encoded test set into one HTML snippet, which runs as it
-// is on the website, in Jupyter and in Colab. The same file runs in Node for the parity test
+// No dependency, no build step, no request: book/explorer.py inlines this file, the models'
+// weights (float16, base64) and their encoded test sets into one HTML snippet, which runs as
+// it is on the website, in Jupyter and in Colab. The same file runs in Node for the parity test
 // (module.exports below).
 //
 // The networks are book/conv_vae.py's ConvVAE, one example at a time, tensors in PyTorch's
@@ -11,6 +11,7 @@
 //            -> (C1, 14, 14) -> transposed conv 4x4 /2 -> (1, 28, 28) logits -> sigmoid
 //   encoder  x (1, 28, 28) -> conv 4x4 /2 -> ReLU -> conv 4x4 /2 -> ReLU -> linear
 //            -> [mu, raw], log sigma^2 = 8 tanh(raw / 8)
+//   (an autoencoder's encoder ends in the code z alone: a point, sigma = 0)
 (function (root) {
   "use strict";
 
@@ -87,54 +88,80 @@
     }
   }
 
-  // Transposed convolution, kernel 4, stride 2, padding 1: (cin, s, s) -> (cout, 2s, 2s).
-  // w: (cin, cout, 4, 4). Each input scatters into a 4x4 patch of the output; inputs that
-  // the ReLU before it made zero are skipped (in a trained decoder, many are).
-  function convTranspose(w, b, x, cin, side, out, cout, relu) {
-    const big = 2 * side;
-    for (let co = 0; co < cout; co++) out.fill(b[co], co * big * big, (co + 1) * big * big);
-    for (let ci = 0; ci < cin; ci++) {
-      for (let iy = 0; iy < side; iy++) {
-        for (let ix = 0; ix < side; ix++) {
-          const v = x[(ci * side + iy) * side + ix];
-          if (v === 0) continue;
-          for (let co = 0; co < cout; co++) {
-            const wBase = (ci * cout + co) * 16;
-            const oBase = co * big * big;
+  // --- the two halves of the VAE ---------------------------------------------------------
+  const weightsOf = new WeakMap();  // an export's tensors, read once
+  function readModel(model) {
+    if (!weightsOf.has(model)) {
+      const t = {};
+      for (const name in model.tensors) t[name] = readTensor(model.tensors[name]);
+      weightsOf.set(model, t);
+    }
+    return weightsOf.get(model);
+  }
+
+  // logits(z) -> Float32Array(784): the decoder's Bernoulli logits (a buffer it reuses).
+  // Two transposed convolutions, kernel 4, stride 2, padding 1 (PyTorch's weights: (cin,
+  // cout, 4, 4)), laid out for speed, as a decode runs thousands of times for one exact
+  // posterior: the middle activations channel-last, (14, 14, C1), and the weights reordered
+  // so that every innermost loop runs over channels, contiguous in memory.
+  function makeLogits(model) {
+    const t = readModel(model);
+    const [c1, c2] = model.channels;
+    const w1 = t["decoder.3.weight"], b1 = t["decoder.3.bias"];  // (c2, c1, 4, 4)
+    const w2 = t["decoder.5.weight"], b2 = t["decoder.5.bias"];  // (c1, 1, 4, 4)
+    const scatter = new Float32Array(c2 * 16 * c1);  // [ci][ky][kx][co]
+    for (let ci = 0; ci < c2; ci++)
+      for (let co = 0; co < c1; co++)
+        for (let k = 0; k < 16; k++) {
+          scatter[(ci * 16 + k) * c1 + co] = w1[(ci * c1 + co) * 16 + k];
+        }
+    const gather = new Float32Array(16 * c1);  // [ky][kx][ci]
+    for (let ci = 0; ci < c1; ci++) {
+      for (let k = 0; k < 16; k++) gather[k * c1 + ci] = w2[ci * 16 + k];
+    }
+    const hidden = new Float32Array(c2 * 49);
+    const middle = new Float32Array(196 * c1);  // (14, 14, c1)
+    const logits = new Float32Array(784);
+    return function decodeLogits(z) {
+      linear(t["decoder.0.weight"], t["decoder.0.bias"], z, hidden, true);
+      // transposed conv 4x4 /2, (c2, 7, 7) -> (14, 14, c1): each input scatters a 4x4 patch;
+      // inputs that the ReLU set to zero are skipped
+      for (let p = 0; p < 196; p++) middle.set(b1, p * c1);
+      for (let ci = 0; ci < c2; ci++) {
+        for (let iy = 0; iy < 7; iy++) {
+          for (let ix = 0; ix < 7; ix++) {
+            const v = hidden[(ci * 7 + iy) * 7 + ix];
+            if (v === 0) continue;
             for (let ky = 0; ky < 4; ky++) {
               const oy = 2 * iy - 1 + ky;
-              if (oy < 0 || oy >= big) continue;
+              if (oy < 0 || oy >= 14) continue;
               for (let kx = 0; kx < 4; kx++) {
                 const ox = 2 * ix - 1 + kx;
-                if (ox < 0 || ox >= big) continue;
-                out[oBase + oy * big + ox] += w[wBase + ky * 4 + kx] * v;
+                if (ox < 0 || ox >= 14) continue;
+                const wBase = (ci * 16 + ky * 4 + kx) * c1, oBase = (oy * 14 + ox) * c1;
+                for (let co = 0; co < c1; co++) middle[oBase + co] += scatter[wBase + co] * v;
               }
             }
           }
         }
       }
-    }
-    if (relu) for (let i = 0; i < out.length; i++) if (out[i] < 0) out[i] = 0;
-  }
-
-  // --- the two halves of the VAE ---------------------------------------------------------
-  function readModel(model) {
-    const t = {};
-    for (const name in model.tensors) t[name] = readTensor(model.tensors[name]);
-    return t;
-  }
-
-  // logits(z) -> Float32Array(784): the decoder's Bernoulli logits (a buffer it reuses).
-  function makeLogits(model) {
-    const t = readModel(model);
-    const [c1, c2] = model.channels;
-    const hidden = new Float32Array(c2 * 49);
-    const middle = new Float32Array(c1 * 196);
-    const logits = new Float32Array(784);
-    return function decodeLogits(z) {
-      linear(t["decoder.0.weight"], t["decoder.0.bias"], z, hidden, true);
-      convTranspose(t["decoder.3.weight"], t["decoder.3.bias"], hidden, c2, 7, middle, c1, true);
-      convTranspose(t["decoder.5.weight"], t["decoder.5.bias"], middle, c1, 14, logits, 1, false);
+      for (let i = 0; i < middle.length; i++) if (middle[i] < 0) middle[i] = 0;
+      // transposed conv 4x4 /2, (14, 14, c1) -> (28, 28): each output gathers the (at most)
+      // 2 x 2 inputs whose patches cover it, ky = oy + 1 - 2 iy
+      for (let oy = 0; oy < 28; oy++) {
+        for (let ox = 0; ox < 28; ox++) {
+          let sum = b2[0];
+          for (let iy = (oy + 1) >> 1, ky = oy + 1 - 2 * iy; ky <= 3 && iy >= 0; iy--, ky += 2) {
+            if (iy >= 14) continue;
+            for (let ix = (ox + 1) >> 1, kx = ox + 1 - 2 * ix; kx <= 3 && ix >= 0; ix--, kx += 2) {
+              if (ix >= 14) continue;
+              const iBase = (iy * 14 + ix) * c1, wBase = (ky * 4 + kx) * c1;
+              for (let ci = 0; ci < c1; ci++) sum += middle[iBase + ci] * gather[wBase + ci];
+            }
+          }
+          logits[oy * 28 + ox] = sum;
+        }
+      }
       return logits;
     };
   }
@@ -150,20 +177,22 @@
     };
   }
 
-  // encode(x) -> {mu, logvar} of q(z | x) for a 28 x 28 image x with values in [0, 1].
+  // encode(x) -> {mu, logvar} of q(z | x) for a 28 x 28 image x with values in [0, 1]; for
+  // an autoencoder, its code as mu and a log-variance of -Infinity (a point).
   function makeEncoder(model) {
     const t = readModel(model);
     const [c1, c2] = model.channels;
-    const d = model.z_dim;
+    const d = model.z_dim, point = model.kind === "autoencoder";
     const first = new Float32Array(c1 * 196);
     const second = new Float32Array(c2 * 49);
-    const out = new Float32Array(2 * d);
+    const out = new Float32Array(point ? d : 2 * d);
     return function encode(x) {
       conv(t["encoder.0.weight"], t["encoder.0.bias"], x, 1, 28, first, c1, true);
       conv(t["encoder.2.weight"], t["encoder.2.bias"], first, c1, 14, second, c2, true);
       linear(t["encoder.5.weight"], t["encoder.5.bias"], second, out, false);
       const bound = model.logvar_bound;
       const mu = Array.from(out.slice(0, d));
+      if (point) return { mu, logvar: mu.map(() => -Infinity) };
       const logvar = Array.from(out.slice(d), raw => bound * Math.tanh(raw / bound));
       return { mu, logvar };
     };
@@ -325,7 +354,8 @@
   // coarse cell within 10 nats of the coarse grid's largest value, with a spacing of
   // `resolution` sigma of q on each axis (for a Gaussian posterior the midpoint rule's error
   // there is ~1e-7 of p(x), and at twice it, the check's 2h, ~4e-4; a decoder with ReLUs
-  // makes log p(x | z) less smooth than that, and the check then asks for finer grids). A grid whose checks fail is followed by one that
+  // makes log p(x | z) less smooth than that, and the check then asks for finer grids). A
+  // grid whose checks fail is followed by one that
   // spans its posterior's mean +- `widths` standard deviations (and q's), as fine as the
   // posterior's own standard deviations, or twice as fine where 2h and h disagreed.
   function* exactPosterior(decodeLogits, x, q, options) {
@@ -474,18 +504,21 @@
   // --- the explorer ------------------------------------------------------------------------
   function mount(container) {
     const data = JSON.parse(container.querySelector("script.vx-data").textContent);
-    const decode = makeDecoder(data.model), encode = makeEncoder(data.model);
     const $ = name => container.querySelector(".vx-" + name);
     const map = $("map"), digit = $("digit"), pad = $("pad"), seen = $("seen");
     const recon = $("recon"), sliders = [$("z1"), $("z2")], label = $("where");
-    const extent = data.map.extent, size = map.width;
+    const size = map.width, labels = readTensor(data.labels);
+    // The model explored now (use(i) switches): its networks, its map's half-side.
+    let decode, encode, decodeLogits, extent, kind, background;
     const toPixel = z => [(z[0] / extent + 1) * size / 2, (1 - z[1] / extent) * size / 2];
     const toLatent = (px, py) => [extent * (2 * px / size - 1), extent * (1 - 2 * py / size)];
 
-    // The encoded test set, drawn once into an off-screen canvas: the map's background.
-    const background = document.createElement("canvas");
-    background.width = background.height = size;
-    (function drawBackground() {
+    // A model's encoded test set, drawn once into an off-screen canvas: its map's background.
+    function drawBackground(exhibit) {
+      const background = document.createElement("canvas");
+      background.width = background.height = size;
+      const extent = exhibit.map.extent;
+      const toPixel = z => [(z[0] / extent + 1) * size / 2, (1 - z[1] / extent) * size / 2];
       const c = background.getContext("2d");
       c.fillStyle = "#fff";
       c.fillRect(0, 0, size, size);
@@ -495,14 +528,15 @@
         c.beginPath(); c.moveTo(gx, 0); c.lineTo(gx, size); c.stroke();
         c.beginPath(); c.moveTo(0, gy); c.lineTo(size, gy); c.stroke();
       }
-      const mu = readTensor(data.map.mu), labels = readTensor(data.map.labels);
+      const mu = readTensor(exhibit.map.mu);
       c.globalAlpha = 0.6;
       for (let i = 0; i < labels.length; i++) {
         const [x, y] = toPixel([mu[2 * i], mu[2 * i + 1]]);
         c.fillStyle = DIGIT_COLOURS[labels[i]];
         c.fillRect(x - 1.5, y - 1.5, 3, 3);
       }
-    })();
+      return background;
+    }
 
     $("legend").innerHTML = DIGIT_COLOURS.map(
       (colour, d) => `<span style="color:${colour}">${d}</span>`).join(", ");
@@ -554,8 +588,6 @@
       if (map.hasPointerCapture(event.pointerId)) show(pointerLatent(event));
     });
     for (const slider of sliders) {
-      slider.min = -extent;
-      slider.max = extent;
       slider.addEventListener("input", () => show([+sliders[0].value, +sliders[1].value]));
     }
 
@@ -580,11 +612,12 @@
       ink.beginPath(); ink.moveTo(...last); ink.lineTo(...next); ink.stroke();
       last = next;
     });
-    const finish = () => { if (last) { last = null; encodeDrawing(); } };
+    const finish = () => { if (last) { last = null; encodeDrawing(); study(state.drawn); } };
     pad.addEventListener("pointerup", finish);
     pad.addEventListener("pointercancel", finish);
     $("clear").addEventListener("click", () => {
       ink.clearRect(0, 0, pad.width, pad.height);
+      if (exact.x && exact.x === state.drawn) forget();  // the panel showed the drawing
       state.drawn = state.encoded = null;
       for (const canvas of [seen, recon]) drawDigit(canvas, new Float32Array(784));
       $("code").textContent = "";
@@ -596,18 +629,22 @@
       const alpha = new Float32Array(pad.width * pad.height);
       for (let i = 0; i < alpha.length; i++) alpha[i] = pixels[4 * i + 3] / 255;
       state.drawn = prepareDrawing(alpha, pad.width);
+      encodeDrawn();
+    }
+
+    // The prepared drawing through the encoder of the model explored, and its reconstruction.
+    function encodeDrawn() {
       state.encoded = encode(state.drawn);
       drawDigit(seen, state.drawn);
       drawDigit(recon, decode(state.encoded.mu));
-      study(state.drawn);
       const [m1, m2] = state.encoded.mu.map(v => v.toFixed(2));
       const [s1, s2] = state.encoded.logvar.map(v => Math.exp(v / 2).toFixed(2));
-      $("code").textContent = `mean (${m1}, ${m2}), sigma (${s1}, ${s2})`;
+      $("code").textContent = kind === "autoencoder" ? `code (${m1}, ${m2})`
+                                                     : `mean (${m1}, ${m2}), sigma (${s1}, ${s2})`;
       drawMap();
     }
 
     // --- the exact posterior of one digit, and a q that the reader moves -----------------
-    const decodeLogits = makeLogits(data.model);
     const board = $("posterior"), numbers = $("numbers"), scales = [$("s1"), $("s2")];
     const digits = [];
     if (data.digits) {  // one bit per pixel, the first pixel in the highest bit (np.packbits)
@@ -628,12 +665,24 @@
     // The exact posterior of the binary digit x, computed in slices; done(ms, stats) after.
     function study(x, done) {
       if (exact.cancel) exact.cancel();
+      exact.cancel = null;
       exact.x = x;
       exact.q = encode(x);
       exact.mine = { mu: exact.q.mu.slice(), logvar: exact.q.logvar.slice() };
       exact.best = exact.posterior = exact.view = exact.heat = null;
       for (const s of scales) s.value = 0;
       drawDigit($("chosen"), x);
+      drawPosterior();  // blank until this digit's posterior is done
+      for (const control of [...scales, $("best"), $("reset")]) {
+        control.disabled = kind === "autoencoder";
+      }
+      if (kind === "autoencoder") {  // a code, no prior: nothing to integrate
+        const [c1, c2] = exact.q.mu.map(v => v.toFixed(2));
+        numbers.textContent = `An autoencoder's encoder gives one code, z = (${c1}, ${c2}): a ` +
+          "point, not a distribution. With no prior p(z) and no q(z | x) there is no " +
+          "p(x) to integrate, no posterior p(z | x) and no ELBO: nothing to show here.";
+        return;
+      }
       numbers.textContent = "computing the exact posterior ...";
       const start = performance.now();
       exact.cancel = inSlices(exactPosterior(decodeLogits, x, exact.q), (posterior, stats) => {
@@ -711,6 +760,15 @@
       return image;
     }
 
+    // No digit in the panel any more (its drawing was cleared).
+    function forget() {
+      if (exact.cancel) exact.cancel();
+      exact.cancel = exact.x = exact.q = exact.posterior = exact.best = null;
+      drawDigit($("chosen"), new Float32Array(784));
+      numbers.textContent = "Draw a digit above, or pick a test digit.";
+      drawPosterior();
+    }
+
     function drawPosterior() {
       const c = board.getContext("2d");
       c.fillStyle = "#fff";
@@ -724,8 +782,8 @@
         c.strokeStyle = colour;
         c.lineWidth = 2;
         c.beginPath();
-        c.ellipse(x, y, 2 * Math.exp(q.logvar[0] / 2) * scale, 2 * Math.exp(q.logvar[1] / 2) * scale,
-                  0, 0, 2 * Math.PI);
+        c.ellipse(x, y, 2 * Math.exp(q.logvar[0] / 2) * scale,
+                  2 * Math.exp(q.logvar[1] / 2) * scale, 0, 0, 2 * Math.PI);
         c.stroke();
         c.setLineDash([]);
       };
@@ -811,12 +869,58 @@
       return { decodeMs, updateMs };
     }
 
-    show([0, 0]);
+    // --- the models: one button each; switching keeps the point, the drawing and the digit
+    const models = data.models.map(exhibit => ({ exhibit, net: null, background: null }));
+    const buttons = models.map((m, i) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = m.exhibit.name;
+      button.addEventListener("click", () => use(i));
+      $("models").appendChild(button);
+      return button;
+    });
+    if (models.length < 2) $("models").hidden = true;
+    const api = { show, state, encodeDrawing, benchmark, exact, study, moveMine, timePosterior,
+                  use, timeSwitch, active: 0 };
+
+    // Makes model i the one explored: its networks (read the first time), its map, the point
+    // clamped to its square, the drawing encoded again and the panel's digit studied anew.
+    function use(i) {
+      const m = models[i];
+      if (!m.net) {
+        const spec = m.exhibit.model;
+        m.net = { decode: makeDecoder(spec), encode: makeEncoder(spec),
+                  decodeLogits: makeLogits(spec), kind: spec.kind || "vae" };
+        m.background = drawBackground(m.exhibit);
+      }
+      ({ decode, encode, decodeLogits, kind } = m.net);
+      ({ background } = m);
+      extent = m.exhibit.map.extent;
+      api.active = i;
+      Object.assign(api, { decode, encode });
+      buttons.forEach((b, k) => b.setAttribute("aria-pressed", String(k === i)));
+      for (const slider of sliders) { slider.min = -extent; slider.max = extent; }
+      $("extent").textContent = `The square spans -${extent} to ${extent} on each axis.`;
+      show(state.z);
+      if (state.drawn) encodeDrawn();
+      if (exact.x) study(exact.x);
+    }
+
+    // Milliseconds of n switches, through the models in turn (the page is held that long).
+    function timeSwitch(n) {
+      const ms = [];
+      for (let k = 1; k <= n; k++) {
+        const start = performance.now();
+        use(k % models.length);
+        ms.push(performance.now() - start);
+      }
+      return ms;
+    }
+
+    use(0);
     for (const canvas of [seen, recon]) drawDigit(canvas, new Float32Array(784));
     drawPosterior();
     if (digits.length) { study(digits[0]); exact.next = 1; }
-    const api = { show, state, decode, encode, encodeDrawing, benchmark, exact, study, moveMine,
-                  timePosterior };
     container.vaeExplorer = api;  // for the browser test and the benchmark
     return api;
   }
