@@ -70,7 +70,7 @@ def test_quick_benchmark_reports_every_row(quick_run):
     for notebook in chapter_notebooks():
         assert value(row(f"chapter {notebook.stem}"), "# s") >= 0
     assert value(row("all chapters"), "# s") > 0
-    for what in ("decode", "update", "posterior"):
+    for what in ("decode", "update", "posterior", "switch"):
         assert value(row(f"explorer {what}, median (p95)"), "# ms") >= 0
     assert value(row("explorer, longest hold of the page"), "# ms") >= 0
     assert value(row("explorer page"), "# kB") > 0
