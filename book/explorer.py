@@ -101,7 +101,7 @@ def explorer_html(models: Mapping[str, tuple[ConvVAE, np.ndarray]], test_labels:
     if not models:
         raise ValueError("the explorer needs at least one model")
     labels = np.asarray(test_labels)
-    exhibits, first_grid = [], None
+    exhibits = []
     for name, (model, test_mu) in models.items():
         test_mu = np.asarray(test_mu, dtype=np.float32)
         if model.z_dim != 2 or test_mu.shape != (len(labels), 2):
@@ -111,14 +111,14 @@ def explorer_html(models: Mapping[str, tuple[ConvVAE, np.ndarray]], test_labels:
         extent = map_extent(test_mu)
         exhibits.append({"name": name, "model": export_model(model, dtype),
                          "map": {"extent": extent, "mu": _tensor(test_mu, "float16")}})
-        if first_grid is None:
-            first_grid = (extent, png_bytes(grey_levels(decoded_grid(model, extent))))
     data = {"models": exhibits, "labels": _tensor(labels, "uint8")}
     if digits is not None:
         digits = np.asarray(digits).reshape(len(digits), -1)
         require_binary(digits, "the explorer's exact posterior (a Bernoulli likelihood)")
         data["digits"] = _tensor(np.packbits(digits.astype(np.uint8), axis=1), "uint8")
-    extent, grid = first_grid
+    # for readers without JavaScript: the first model's decoded grid
+    first, extent = next(iter(models.values()))[0], exhibits[0]["map"]["extent"]
+    grid = png_bytes(grey_levels(decoded_grid(first, extent)))
     web = resources.files("book") / "web"
     uid = f"vx-{uuid.uuid4().hex[:12]}"
     return _TEMPLATE.format(
