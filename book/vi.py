@@ -188,6 +188,17 @@ def effective_sample_size(log_w: np.ndarray) -> float:
     return float(np.sum(w) ** 2 / np.sum(w**2))
 
 
+def log_mean_weight_standard_error(log_w: np.ndarray) -> float:
+    """The standard error of log((1/K) sum w) as an estimate of log E[w]: sqrt(1/ESS - 1/K).
+
+    To first order (the delta method) it is the relative standard error of the mean weight,
+    Var(w) / (K E[w]^2), estimated from the K weights: (K sum w^2 / (sum w)^2 - 1) / K, which
+    is 1/ESS - 1/K. It means something only when the weights have a finite variance and the
+    ESS is not tiny; with one weight carrying the average (ESS near 1) it says nothing.
+    """
+    return math.sqrt(max(1.0 / effective_sample_size(log_w) - 1.0 / len(log_w), 0.0))
+
+
 # --- Monte Carlo checks ----------------------------------------------------------------------
 
 def kl_monte_carlo(mu: np.ndarray, logvar: np.ndarray, eps: np.ndarray) -> np.ndarray:
@@ -239,6 +250,23 @@ def estimator_variance(per_sample: Callable[[np.ndarray], np.ndarray], d: int, n
     """
     estimates = per_sample(rng.standard_normal((repeats, n_samples, d))).mean(axis=1)
     return estimates.var(axis=0, ddof=1)
+
+
+def total_variance(estimates: np.ndarray) -> tuple[float, float]:
+    """The variance of a vector estimate summed over its coordinates, and its standard error.
+
+    ``estimates`` (n, k) holds n independent estimates of a k-vector. The summed sample variance
+    (ddof = 1) is n / (n - 1) times the mean of the squared distances |e_r - mean|^2, and its
+    standard error is that of a mean: their standard deviation over sqrt(n), times n / (n - 1).
+    For heavy-tailed estimates (a score-function estimate from few samples) that standard error
+    is itself unreliable: a sample that missed the tail has both a small variance and a small
+    standard error.
+    """
+    estimates = np.asarray(estimates, dtype=float)
+    n = len(estimates)
+    squared = np.sum((estimates - estimates.mean(axis=0)) ** 2, axis=-1)
+    scale = n / (n - 1)
+    return float(scale * squared.mean()), float(scale * squared.std(ddof=1) / math.sqrt(n))
 
 
 # A test function whose expectation and gradient are known: E_q sum z^2 = sum(mu^2 + sigma^2).

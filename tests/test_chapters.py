@@ -76,3 +76,34 @@ def test_the_set_up_cell_finds_the_clone_from_any_folder_and_says_so(tmp_path):
         assert f"the book's package: from the clone at {clone}" in output, (where, output)
         assert f"book: {clone / 'book' / '__init__.py'}" in output, (where, output)
         assert "installing" not in output, where
+
+
+def assert_statements(notebook: Path) -> int:
+    """The number of ``assert`` statements in a chapter's code cells (IPython magics skipped)."""
+    import ast
+
+    count = 0
+    for cell in json.loads(notebook.read_text())["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = "\n".join(line for line in "".join(cell["source"]).splitlines()
+                           if not line.lstrip().startswith(("%", "!")))
+        count += sum(isinstance(node, ast.Assert) for node in ast.walk(ast.parse(source)))
+    return count
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.stem)
+def test_every_chapter_asserts_what_its_runs_show(notebook):
+    # The opening page's convention: a sentence that states what a run showed is asserted in the
+    # cell that printed it. A chapter with no assertion states nothing it checks.
+    assert assert_statements(notebook) >= 5, f"{notebook.name} asserts (almost) nothing"
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.stem)
+def test_prose_does_not_announce_its_assertions(notebook):
+    # The convention is stated once, on the opening page; "(asserted ...)" remarks in the prose
+    # only break its sentences.
+    text = "\n".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"]
+                     if c["cell_type"] == "markdown")
+    for remark in ("(asserted", "the cell asserts", "asserted at the full budget"):
+        assert remark not in text, f"{notebook.name}: '{remark}' in the prose"

@@ -150,3 +150,29 @@ def test_reparameterization_gradient_is_what_autograd_computes(rng):
     np.testing.assert_allclose(mu.grad.numpy(), g_mu.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(logvar.grad.numpy(), g_logvar.mean(axis=0), rtol=1e-12)
 
+
+
+# --- The error bars the chapter asserts with ----------------------------------------------------
+
+def test_log_mean_weight_standard_error_is_the_spread_of_the_estimate(rng):
+    assert vi.log_mean_weight_standard_error(np.zeros(100)) == 0.0  # equal weights: exact
+    # log-normal weights (finite variance): the standard error from one set of K weights
+    # matches the spread of log((1/K) sum w) over independent sets
+    log_w = 0.8 * rng.standard_normal((2_000, 1_000))
+    estimates = np.array([iwae.log_mean_exp(row) for row in log_w])
+    errors = np.array([vi.log_mean_weight_standard_error(row) for row in log_w])
+    assert np.median(errors) == pytest.approx(estimates.std(), rel=0.1)
+    # from the ESS: sqrt(1/ESS - 1/K)
+    row = log_w[0]
+    expected = np.sqrt(1 / vi.effective_sample_size(row) - 1 / len(row))
+    assert vi.log_mean_weight_standard_error(row) == pytest.approx(expected)
+
+
+def test_total_variance_sums_the_coordinates_and_its_error_is_its_spread(rng):
+    estimates = rng.standard_normal((500, 3)) * np.array([1.0, 2.0, 0.5])
+    variance, _ = vi.total_variance(estimates)
+    assert variance == pytest.approx(estimates.var(axis=0, ddof=1).sum(), rel=1e-12)
+    runs = np.array([vi.total_variance(rng.standard_normal((500, 3)) * np.array([1.0, 2.0, 0.5]))
+                     for _ in range(1_000)])
+    assert runs[:, 0].mean() == pytest.approx(1.0 + 4.0 + 0.25, rel=0.01)  # unbiased (ddof = 1)
+    assert np.median(runs[:, 1]) == pytest.approx(runs[:, 0].std(), rel=0.1)
