@@ -132,7 +132,8 @@ class ConvVAE(nn.Module):
                                     logvar.flatten(1)).reshape(batch)
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor) -> ELBOTerms:
-        """-log p(x | z) and KL(q(z | x) || p(z)) of each example, for z = mu + sigma * eps."""
+        """-log p_theta(x | z) and KL(q_phi(z | x) || p(z)) of each example, for
+        z = mu + sigma * eps."""
         mu, logvar = self.encode(x)
         if eps.shape != mu.shape:
             raise ValueError(f"eps must have shape {tuple(mu.shape)}, got {tuple(eps.shape)}")
