@@ -147,8 +147,9 @@ def kl_exp_variance(mu: Array, logvar: Array) -> Array:
     """WRONG: the KL with exp(sigma^2) where sigma^2 = exp(log sigma^2) belongs.
 
     The code's ``logvar.exp()`` already *is* sigma^2; exponentiating the variance again gives
-    the wrong value at every sigma but one, pulls an idle dimension to sigma^2 = 0.567 instead
-    of 1, and overflows float32 once log sigma^2 passes 4.5.
+    a KL too large at every sigma, by (exp(sigma^2) - sigma^2) / 2 > 1/2 nat per dimension (at
+    sigma = 1 too), pulls an idle dimension to sigma^2 = W(1) = 0.567 instead of 1, and
+    overflows float32 once log sigma^2 passes 4.5.
     Correct: 1/2 sum(sigma^2 + mu^2 - 1 - log sigma^2) (``gaussian.kl_to_standard_normal``).
     Caught by: a Monte Carlo KL (``kl_standard_errors``).
     """
@@ -243,15 +244,33 @@ def mse_reconstruction(x: torch.Tensor, mean: torch.Tensor, weight: float) -> to
     """WRONG as a likelihood: ``weight`` times the squared error, summed over the pixels.
 
     It is -log N(x; mean, sigma_x^2) with sigma_x = 1 / sqrt(2 weight), up to a constant: a
-    Gaussian decoder whose sigma_x was fixed by the choice of weight (``mse_sigma``). Plain MSE
-    (weight 1) means sigma_x = 0.71 on grey levels in [0, 1], noise larger than the digits'
-    contrast: reconstructions are nearly free to be wrong, the KL wins, and all is blurry.
+    Gaussian decoder whose sigma_x was fixed by the choice of weight (``mse_sigma``). The
+    squared error summed over the pixels (``reduction="sum"``, weight 1) means sigma_x = 0.71
+    on grey levels in [0, 1], noise larger than the digits' contrast: reconstructions are
+    nearly free to be wrong, the KL wins, and all is blurry. ``F.mse_loss``'s default mean
+    over the pixels is weight 1 / D and far worse (``mse_mean_reconstruction``).
     Correct: a Gaussian decoder that learns sigma_x, with a floor (``ConvConfig(likelihood=
     "gaussian")``, chapter 3), scored as a density in bits per dimension.
     Caught by: the likelihood's scale: its bits per dimension on dequantised grey levels
     (``conv_vae.bits_per_dimension``) are worse than the uniform density's 8.
     """
     return weight * ((x - mean) ** 2).flatten(1).sum(-1)
+
+
+def mse_mean_reconstruction(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """WRONG as a likelihood: ``F.mse_loss(mean, x)`` as most code writes it, whose default
+    ``reduction="mean"`` averages the squared error over the D pixels (and the minibatch).
+
+    Per example, the squared error averaged over the pixels; its minibatch mean is
+    ``F.mse_loss(mean, x)``. Beside a KL averaged over the minibatch it is
+    ``mse_reconstruction`` with weight 1 / D: sigma_x = sqrt(D / 2) = 19.8 for D = 784 (with
+    the KL summed over the minibatch, the weight is B times smaller still). It is the pixel
+    mean (``pixel_mean_reconstruction``) on top of the fixed variance: the squared error of a
+    whole image in [0, 1] then varies by at most D w = 1 nat, so no code worth more than one
+    nat of KL can pay for itself, and its bits per dimension exceed 13 whatever it learns.
+    Correct and caught by: as ``mse_reconstruction``.
+    """
+    return F.mse_loss(mean, x, reduction="none").flatten(1).mean(-1)
 
 
 def mse_sigma(weight: float) -> float:

@@ -191,6 +191,13 @@ def test_mse_times_a_weight_is_a_gaussian_with_a_fixed_sigma_x():
                 + gaussian_log_density(x, mean, logvar) for mean in (x * 0, x ** 2, 1 - x)]
         assert torch.allclose(gaps[0], gaps[1], atol=1e-2)
         assert torch.allclose(gaps[0], gaps[2], atol=1e-2)
+    # F.mse_loss's default mean over the pixels: the weight 1 / D, sigma_x = sqrt(D / 2)
+    logvar = torch.full_like(x, 2 * math.log(mistakes.mse_sigma(1 / 784)))
+    gaps = [mistakes.mse_mean_reconstruction(x, mean) + gaussian_log_density(x, mean, logvar)
+            for mean in (x * 0, x ** 2, 1 - x)]
+    assert torch.allclose(gaps[0], gaps[1], atol=1e-2)
+    assert torch.allclose(gaps[0], gaps[2], atol=1e-2)
+    assert math.isclose(mistakes.mse_sigma(1 / 784), math.sqrt(784 / 2))
 
 
 def test_bits_per_dimension_above_the_uniform_s_8_catch_plain_mse(digits):
