@@ -75,6 +75,26 @@ def bernoulli_log_likelihood(x: np.ndarray, logits: np.ndarray) -> np.ndarray:
     return np.sum(x * logits - softplus, axis=-1)
 
 
+def grey_level_mass(p: npt.ArrayLike) -> np.ndarray:
+    """The integral over x in [0, 1] of p^x (1 - p)^(1 - x), for pixel probabilities p.
+
+    A cross-entropy on grey levels treats p^x (1 - p)^(1 - x) as a density of the grey level
+    x; this is its total mass, (2p - 1) / (log p - log(1 - p)) = y / (2 artanh y) with
+    y = 1 - 2p. It is never 1: at most 1/2 (its limit as p -> 1/2, where y / artanh y -> 1),
+    falling to 0 as p nears 0 or 1. The continuous Bernoulli (Loaiza-Ganem and Cunningham,
+    2019) multiplies by its reciprocal, the normaliser C(p) = 2 artanh(y) / y >= 2.
+    """
+    p = np.asarray(p, np.float64)
+    if not np.all((p >= 0) & (p <= 1)):
+        raise ValueError("p must be probabilities in [0, 1]")
+    y = 1 - 2 * p
+    near_half = np.abs(y) < 1e-4  # y / artanh y = 1 - y^2 / 3 + O(y^4) there
+    safe = np.where(near_half, 0.5, y)
+    with np.errstate(divide="ignore"):  # artanh(+-1) = +-inf: the mass is 0 at p = 0, 1
+        ratio = np.where(near_half, 1 - y**2 / 3, safe / np.arctanh(safe))
+    return ratio / 2
+
+
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     """sigmoid(l) = (1 + tanh(l / 2)) / 2 in a new array: no exp(-l) that could overflow."""
     s = np.multiply(logits, 0.5)

@@ -11,7 +11,7 @@ falls faster than any power of h: for a Gaussian of standard deviation sigma it 
 raises it to the 4th power. The same grid gives the true posterior p(z | x) =
 p(x, z) / p(x), its mean and covariance, and the ELBO of the encoder's q(z | x) as the
 sum of q(z_g | x) h^2 [log p(x, z_g) - log q(z_g | x)], so the gap
-log p(x) - ELBO = KL(q || p(z | x)) comes without Monte Carlo noise.
+log p(x) - ELBO = KL(q(z | x) || p(z | x)) comes without Monte Carlo noise.
 
 One grid serves all the digits of a batch. The model follows ``book.iwae``'s protocol
 (``encode`` and ``log_likelihood``), with digits flat (N, D); a ``book.numpy_vae.VAE`` or a
@@ -136,8 +136,11 @@ def grid_for(model: Any, x: np.ndarray, *, spacing: float | None = None,
     It covers mu +- ``widths`` sigma of every q(z | x) (the posterior is often wider)
     and the square of half-side ``prior_radius`` (where a posterior far from q would
     lie).
-    The spacing defaults to the smallest sigma: the rule's error is then 5e-9 for a
-    Gaussian as narrow as the narrowest q, and the checks say if that suffices.
+    The spacing defaults to the smallest sigma, a first guess at the posterior's width
+    (the integrand is as wide as the posterior, and across its tilt a tilted posterior is
+    narrower than the best diagonal Gaussian for it): the rule's error is then 5e-9 for a
+    Gaussian as narrow as the narrowest q, and the checks, not the guess, say if that
+    suffices.
     """
     mu, logvar = _encode(model, x)
     sigma = np.exp(0.5 * logvar)
