@@ -161,9 +161,11 @@ def _menu(page, *path: str) -> list[str]:
     """Right-click the article's first equation, hover along ``path`` and return the labels of
     the visible, enabled items of the menu it ends in (the last one opened)."""
     page.keyboard.press("Escape")
-    math = page.wait_for_selector("article mjx-container", state="attached", timeout=30_000)
-    math.scroll_into_view_if_needed()
-    math.click(button="right")
+    # A locator, not an element handle: a choice re-typesets the page and replaces every
+    # mjx-container, and a locator finds the new one where a handle would be left detached.
+    math = page.locator("article mjx-container").first
+    math.scroll_into_view_if_needed(timeout=30_000)
+    math.click(button="right", timeout=30_000)
     page.wait_for_selector(".CtxtMenu_ContextMenu")
     for label in path:
         page.locator(_MENU_ITEMS, has_text=label).first.hover()
