@@ -177,7 +177,7 @@ class LatentMap(LiveExplorer):
 class ExactPosterior(LiveExplorer):
     """For a 2-D model: a test digit, its exact posterior p(z | x) by quadrature
     (``book.quadrature``) shaded in blue, and the encoder's q(z | x) as its 2-sigma ellipse,
-    with log p(x), the ELBO of q and their gap KL(q || p(z | x)) in nats.
+    with log p(x), the ELBO of q and their gap KL(q(z | x) || p(z | x)) in nats.
 
     ``digits`` (N, 784) are test digits as the model scores them (binary for a Bernoulli
     decoder); the view spans 4 standard deviations around the posterior and around q.
@@ -211,7 +211,7 @@ class ExactPosterior(LiveExplorer):
         lines = [f"test digit #{i}, a {self.labels[i]}",
                  f"log p(x) {evidence.log_px[0]:.2f} nats, exact{checks}",
                  f"ELBO of the encoder's q {evidence.elbo[0]:.2f}",
-                 f"gap KL(q || p(z|x)) {evidence.gap[0]:.2f}"]
+                 f"gap KL(q(z|x) || p(z|x)) {evidence.gap[0]:.2f}"]
         self.numbers.value = "<pre>" + "\n".join(lines) + "</pre>"
 
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from book import explorer
+from test_explorer import elbo_on_a_grid  # tests/ is on the path (rootdir conftest)
 
 pytestmark = pytest.mark.slow
 
@@ -121,21 +122,6 @@ def test_the_explorer_decodes_drags_and_slider_moves_as_pytorch_does(
     assert not problems, problems
 
 
-def elbo_on_a_grid(model, x: np.ndarray, mu, logvar, per_sigma: int = 6) -> float:
-    """The ELBO of the diagonal Gaussian q = N(mu, exp(logvar)) for the digit x (784,), by
-    the midpoint rule on q's own grid (+-8 sigma, ``per_sigma`` points per sigma), in PyTorch."""
-    from book import quadrature
-
-    sigma = np.exp(np.asarray(logvar) / 2)
-    axes = [m + s * (np.arange(-8 * per_sigma, 8 * per_sigma) + 0.5) / per_sigma
-            for m, s in zip(mu, sigma)]
-    z = np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1)
-    log_joint = quadrature.log_joint_table(model, x[None], z)[0]
-    log_q = -np.log(2 * np.pi) - 0.5 * np.sum(logvar) - 0.5 * np.sum(((z - mu) / sigma) ** 2, 1)
-    weights = np.exp(log_q) * np.prod(sigma) / per_sigma**2
-    return float(np.sum(weights * (log_joint - log_q)))
-
-
 def test_a_drawn_digits_exact_posterior_and_a_moved_q_are_pytorchs(
         site, served, browser, watch, page_model, screenshots):
     """Draw a "3": the page's exact log p(x) and the ELBO of the encoder's q equal
@@ -169,9 +155,15 @@ def test_a_drawn_digits_exact_posterior_and_a_moved_q_are_pytorchs(
     assert abs(mine["elbo"] - shown["elbo"]) > 0.05  # moving q moved its ELBO ...
     expected = elbo_on_a_grid(model, x, np.array(mine["q"]["mu"]), np.array(mine["q"]["logvar"]))
     assert abs(mine["elbo"] - expected) < 0.02, (mine, expected)  # ... to PyTorch's
-    page.locator(".vae-explorer .vx-best").click()
+    page.locator(".vae-explorer .vx-best").click()  # runs in slices: wait for its end
+    page.wait_for_function(f"{API}.exact.best !== null", timeout=30_000)
     best = page.evaluate(f"VAEExplorer.gaussianElbo({API}.exact.posterior, {API}.exact.best)")
     assert shown["elbo"] - 1e-6 <= best["elbo"] <= evidence.log_px[0] + 1e-6
+    assert abs(best["qMass"] - 1) < 1e-3 and page.evaluate(f"{API}.exact.best.converged")
+    held = page.evaluate(f"{API}.exact.bestStats.longestSliceMs")
+    assert held < 50, f"optimising q held the page for {held:.0f} ms"
+    # a lower bound: the optimiser can stop at a local maximum
+    assert "amortisation gap \u2265" in page.locator(".vae-explorer .vx-numbers").inner_text()
     page.locator(".vae-explorer").screenshot(path=str(screenshots / "posterior_1280.png"))
     page.close()
     assert not problems, problems

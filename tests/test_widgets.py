@@ -211,7 +211,7 @@ def test_the_exact_posterior_widget_shows_book_quadratures_numbers_and_picture(m
     text = view.numbers.value
     assert "a 5" in text and f"log p(x) {evidence.log_px[0]:.2f} nats, exact\n" in text
     assert f"ELBO of the encoder's q {evidence.elbo[0]:.2f}" in text
-    assert f"gap KL(q || p(z|x)) {evidence.gap[0]:.2f}" in text
+    assert f"gap KL(q(z|x) || p(z|x)) {evidence.gap[0]:.2f}" in text
     picture = read_png(view.board.value)[..., :3]
     window = quadrature.posterior_window(model, digits[1:2], evidence, 0, n=120)
     # the bluest pixel is the posterior's mode; black pixels ring q's mean at 2 sigma

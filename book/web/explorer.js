@@ -329,10 +329,18 @@
   function summarise(grid) {
     const { n, values } = grid;
     const logPx = logSumExp(values, () => true) + Math.log(grid.cell);
-    // every other point along each axis: the same rule at twice the spacing
-    const even = g => Math.floor(g / n[1]) % 2 === 0 && (g % n[1]) % 2 === 0;
-    const coarser = n[0] > 1 && n[1] > 1 ? logSumExp(values, even) + Math.log(4 * grid.cell)
-                                         : NaN;
+    // The same rule at twice the spacing: every other point along each axis. There are four
+    // such sub-grids (odd or even rows, odd or even columns); like book/quadrature.py, the
+    // check takes the worst of the four.
+    let resolutionChange = NaN;
+    if (n[0] > 1 && n[1] > 1) {
+      resolutionChange = 0;
+      for (let parity = 0; parity < 4; parity++) {
+        const on = g => Math.floor(g / n[1]) % 2 === parity >> 1 && (g % n[1]) % 2 === (parity & 1);
+        const coarser = logSumExp(values, on) + Math.log(4 * grid.cell);
+        resolutionChange = Math.max(resolutionChange, Math.abs(coarser - logPx));
+      }
+    }
     const mean = [0, 0], second = [0, 0, 0];
     let border = 0;
     for (let g = 0; g < values.length; g++) {
@@ -342,9 +350,11 @@
       second[0] += w * z[0] * z[0]; second[1] += w * z[0] * z[1]; second[2] += w * z[1] * z[1];
       if (i1 === 0 || i2 === 0 || i1 === n[0] - 1 || i2 === n[1] - 1) border += w;
     }
-    const cov = [second[0] - mean[0] * mean[0], second[1] - mean[0] * mean[1],
-                 second[2] - mean[1] * mean[1]];
-    return { logPx, mean, cov, borderMass: border, resolutionChange: Math.abs(coarser - logPx) };
+    // E[z^2] - E[z]^2 can come out slightly negative when the posterior lies inside one cell:
+    // clamped at 0, as book/quadrature.py clamps its variances
+    const cov = [Math.max(second[0] - mean[0] * mean[0], 0), second[1] - mean[0] * mean[1],
+                 Math.max(second[2] - mean[1] * mean[1], 0)];
+    return { logPx, mean, cov, borderMass: border, resolutionChange };
   }
 
   // The exact posterior of the binary digit x (784 zeros and ones) given the encoder's q
@@ -352,12 +362,13 @@
   // whether the checks passed. A coarse grid over the prior's square +-`reach` finds the
   // posterior's mass wherever it is; the first fine grid spans q +- `widths` sigma and any
   // coarse cell within 10 nats of the coarse grid's largest value, with a spacing of
-  // `resolution` sigma of q on each axis (for a Gaussian posterior the midpoint rule's error
-  // there is ~1e-7 of p(x), and at twice it, the check's 2h, ~4e-4; a decoder with ReLUs
-  // makes log p(x | z) less smooth than that, and the check then asks for finer grids). A
-  // grid whose checks fail is followed by one that
-  // spans its posterior's mean +- `widths` standard deviations (and q's), as fine as the
-  // posterior's own standard deviations, or twice as fine where 2h and h disagreed.
+  // `resolution` sigma of q on each axis. For a Gaussian posterior as wide as q the midpoint
+  // rule's relative error is 2 exp(-2 pi^2 sigma^2 / h^2) per axis (book/quadrature.py):
+  // ~1e-17 at h = 0.7 sigma, and ~2e-4 at the check's 2h = 1.4 sigma. A decoder with ReLUs
+  // makes log p(x | z) less smooth than a Gaussian, and the check then asks for finer grids.
+  // A grid whose checks fail is followed by one that spans its posterior's mean +- `widths`
+  // standard deviations (and q's), as fine as the posterior's own standard deviations, or
+  // twice as fine where 2h and h disagreed.
   function* exactPosterior(decodeLogits, x, q, options) {
     const { reach = 4.5, coarse = 16, chunk = 4, widths = 6, resolution = 0.7,
             refinements = 4 } = options || {};
@@ -430,10 +441,14 @@
     return () => { cancelled = true; };
   }
 
-  // The ELBO of a diagonal Gaussian q = {mu, logvar} for the digit on the filled grid:
-  // sum_g q(z_g) h^2 [log p(x, z_g) - log q(z_g)], the rule book/quadrature.py uses, with
-  // its two terms, E_q[log p(x | z)] and KL(q || p(z)) (closed form), and q's mass on the
-  // grid (1 when the grid covers and resolves q; the terms are trustworthy only then).
+  // The ELBO of a diagonal Gaussian q = {mu, logvar} for the digit on the filled grid, by the
+  // rule book/quadrature.py uses: with weights w_g = q(z_g) h^2,
+  //   ELBO = sum_g w_g [log p(x, z_g) - log q(z_g)] / sum_g w_g,
+  // with its two terms, E_q[log p(x | z)] and KL(q(z|x) || p(z)) (closed form), and q's mass
+  // on the grid, sum_g w_g: 1 when the grid covers and resolves q, and the numbers are
+  // trustworthy only then (the panel says so when it is off by more than 1e-3). Dividing by
+  // the mass, as book/quadrature.py does, keeps the ELBO from drifting with it (a mass of
+  // 1 - 1e-3 would otherwise move an ELBO of -100 nats by 0.1).
   function gaussianElbo(posterior, q) {
     const { grid } = posterior, h2 = grid.cell;
     const s2 = q.logvar.map(v => Math.exp(v));
@@ -448,41 +463,195 @@
       entropyTerm += w * logQ;
     }
     const kl = 0.5 * (s2[0] + s2[1] + q.mu[0] ** 2 + q.mu[1] ** 2 - 2 - q.logvar[0] - q.logvar[1]);
-    const elbo = expectedLogJoint - entropyTerm;
+    const elbo = (expectedLogJoint - entropyTerm) / mass;
     return { elbo, recon: elbo + kl, kl, gap: posterior.logPx - elbo, qMass: mass };
   }
 
-  // The diagonal Gaussian with the largest ELBO for this digit (the decoder fixed): the
-  // per-digit optimisation of chapter 4's amortisation gap, on the grid. Adam on (mu, log
-  // sigma^2) with the gradient of the grid's ELBO; starts from the encoder's q.
-  function bestGaussian(posterior, q, steps) {
-    const { grid } = posterior, h2 = grid.cell;
-    let theta = [...q.mu, ...q.logvar];
-    const m = [0, 0, 0, 0], v = [0, 0, 0, 0], lr = 0.02;
-    const floor = grid.h.map(h => 2 * Math.log(h));  // keep q resolved: sigma at least h
-    for (let t = 1; t <= (steps || 300); t++) {
-      const [m1, m2, l1, l2] = theta, s2 = [Math.exp(l1), Math.exp(l2)];
-      const grad = [0, 0, 0, 0];
-      for (let g = 0; g < grid.values.length; g++) {
-        const z = gridPoint(grid, g), d = [z[0] - m1, z[1] - m2];
-        const logQ = -LOG_2PI - 0.5 * (l1 + l2) - 0.5 * (d[0] * d[0] / s2[0] + d[1] * d[1] / s2[1]);
-        const w = Math.exp(logQ) * h2, f = grid.values[g] - logQ - 1;
-        // d log q / d mu_a = d_a / s2_a; d log q / d logvar_a = (d_a^2 / s2_a - 1) / 2
-        grad[0] += w * f * d[0] / s2[0];
-        grad[1] += w * f * d[1] / s2[1];
-        grad[2] += w * f * (d[0] * d[0] / s2[0] - 1) / 2;
-        grad[3] += w * f * (d[1] * d[1] / s2[1] - 1) / 2;
+  // One pass over the grid for q = N(mu, diag exp(l)), theta = (mu1, mu2, l1, l2): the grid
+  // ELBO E = A / M of gaussianElbo (A = sum_g w_g f_g, f_g = log p(x, z_g) - log q(z_g),
+  // M = sum_g w_g), q's mass M, and with `derivatives` also the gradient and the Hessian of E.
+  // With s = d log q / d theta and T = d^2 log q / d theta^2 at a point (so that
+  // dw = w s, d^2 w = w (s s' + T), df = -s):
+  //   dA = sum w (f - 1) s,  d^2 A = sum w [(f - 1)(s s' + T) - s s'],
+  //   dM = sum w s,          d^2 M = sum w (s s' + T),
+  //   dE = (dA - E dM) / M,  d^2 E = (d^2 A - E d^2 M - dE dM' - dM dE') / M.
+  // For a diagonal Gaussian, d = z - mu: d log q / d mu_a = d_a / s2_a, d log q / d l_a =
+  // (d_a^2 / s2_a - 1) / 2; d^2 / d mu_a^2 = -1 / s2_a, d^2 / d mu_a d l_a = -d_a / s2_a,
+  // d^2 / d l_a^2 = -d_a^2 / (2 s2_a), and 0 across the two axes.
+  function elboPass(grid, theta, derivatives) {
+    const [m1, m2, l1, l2] = theta, s2 = [Math.exp(l1), Math.exp(l2)], h2 = grid.cell;
+    const norm = -LOG_2PI - 0.5 * (l1 + l2);
+    let M = 0, A = 0;
+    const dA = [0, 0, 0, 0], dM = [0, 0, 0, 0];
+    const hA = new Float64Array(16), hM = new Float64Array(16);
+    const s = [0, 0, 0, 0], T = new Float64Array(16);
+    for (let g = 0; g < grid.values.length; g++) {
+      const i1 = Math.floor(g / grid.n[1]), i2 = g % grid.n[1];
+      const d1 = grid.low[0] + (i1 + 0.5) * grid.h[0] - m1;
+      const d2 = grid.low[1] + (i2 + 0.5) * grid.h[1] - m2;
+      const logQ = norm - 0.5 * (d1 * d1 / s2[0] + d2 * d2 / s2[1]);
+      const w = Math.exp(logQ) * h2;
+      if (w === 0) continue;
+      const f = grid.values[g] - logQ;
+      M += w;
+      A += w * f;
+      if (!derivatives) continue;
+      s[0] = d1 / s2[0]; s[1] = d2 / s2[1];
+      s[2] = (d1 * d1 / s2[0] - 1) / 2; s[3] = (d2 * d2 / s2[1] - 1) / 2;
+      T[0] = -1 / s2[0]; T[5] = -1 / s2[1];
+      T[2] = T[8] = -d1 / s2[0]; T[7] = T[13] = -d2 / s2[1];
+      T[10] = -d1 * d1 / (2 * s2[0]); T[15] = -d2 * d2 / (2 * s2[1]);
+      for (let j = 0; j < 4; j++) {
+        dA[j] += w * (f - 1) * s[j];
+        dM[j] += w * s[j];
+        for (let k = j; k < 4; k++) {  // the upper triangle; symmetric
+          const outer = s[j] * s[k] + T[4 * j + k];
+          hA[4 * j + k] += w * ((f - 1) * outer - s[j] * s[k]);
+          hM[4 * j + k] += w * outer;
+        }
       }
-      for (let k = 0; k < 4; k++) {  // Adam, ascending
-        m[k] = 0.9 * m[k] + 0.1 * grad[k];
-        v[k] = 0.999 * v[k] + 0.001 * grad[k] * grad[k];
-        const step = lr * (m[k] / (1 - 0.9 ** t)) / (Math.sqrt(v[k] / (1 - 0.999 ** t)) + 1e-8);
-        theta[k] += step * (k < 2 ? Math.sqrt(s2[k]) : 1);  // mu moves in units of sigma
-      }
-      theta[2] = Math.max(theta[2], floor[0]);
-      theta[3] = Math.max(theta[3], floor[1]);
     }
-    return { mu: theta.slice(0, 2), logvar: theta.slice(2) };
+    for (let j = 0; j < 4; j++) {
+      for (let k = 0; k < j; k++) { hA[4 * j + k] = hA[4 * k + j]; hM[4 * j + k] = hM[4 * k + j]; }
+    }
+    const E = A / M;
+    if (!derivatives) return { elbo: E, mass: M };
+    const gradient = [0, 1, 2, 3].map(j => (dA[j] - E * dM[j]) / M);
+    const hessian = new Float64Array(16);
+    for (let j = 0; j < 4; j++) {
+      for (let k = 0; k < 4; k++) {
+        hessian[4 * j + k] = (hA[4 * j + k] - E * hM[4 * j + k] - gradient[j] * dM[k]
+                              - dM[j] * gradient[k]) / M;
+      }
+    }
+    return { elbo: E, mass: M, gradient, hessian };
+  }
+
+  // Solves (a + lambda I) x = b for the symmetric n x n matrix a (row-major) by Cholesky;
+  // null when a + lambda I is not positive definite.
+  function solveShifted(a, n, lambda, b) {
+    const L = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j <= i; j++) {
+        let sum = a[i * n + j] + (i === j ? lambda : 0);
+        for (let k = 0; k < j; k++) sum -= L[i * n + k] * L[j * n + k];
+        if (i === j) {
+          if (!(sum > 0)) return null;
+          L[i * n + i] = Math.sqrt(sum);
+        } else {
+          L[i * n + j] = sum / L[j * n + j];
+        }
+      }
+    }
+    const y = new Float64Array(n), x = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      let sum = b[i];
+      for (let k = 0; k < i; k++) sum -= L[i * n + k] * y[k];
+      y[i] = sum / L[i * n + i];
+    }
+    for (let i = n - 1; i >= 0; i--) {
+      let sum = y[i];
+      for (let k = i + 1; k < n; k++) sum -= L[k * n + i] * x[k];
+      x[i] = sum / L[i * n + i];
+    }
+    return Array.from(x);
+  }
+
+  // What bestGaussian accepts: q's mass on the grid within 1e-6 of 1 (the grid covers and
+  // resolves q, so its ELBO is the grid's to 1e-6 of its size), the stopping rule (an
+  // iteration that raises the ELBO by less than `tolerance` nats), and the most iterations.
+  const OPTIMISER = { massError: 1e-6, tolerance: 1e-6, iterations: 100 };
+
+  // Newton's method on the grid ELBO from one start theta0 = (mu1, mu2, l1, l2), with
+  // log sigma_a^2 kept at least 2 log h_a (q at least as wide as a cell, so that the grid
+  // resolves it); a generator that yields after every pass over the grid. Each iteration
+  // solves (-H + lambda I) step = gradient with the smallest lambda >= 0 that makes the
+  // matrix positive definite (plain Newton near a maximum; a shorter step along the gradient
+  // where the ELBO is not concave), then halves the step until the ELBO rises (and q's mass
+  // stays on the grid). Its value: {theta, elbo, converged, iterations}.
+  function* newtonAscent(grid, theta0, options) {
+    const { massError, tolerance, iterations } = { ...OPTIMISER, ...options };
+    const floor = grid.h.map(h => 2 * Math.log(h));
+    const feasible = pass => Math.abs(pass.mass - 1) <= massError && Number.isFinite(pass.elbo);
+    let theta = theta0.slice();
+    theta[2] = Math.max(theta[2], floor[0]);
+    theta[3] = Math.max(theta[3], floor[1]);
+    let here = elboPass(grid, theta, true);
+    yield;
+    if (!feasible(here)) return { theta, elbo: -Infinity, converged: false, iterations: 0 };
+    for (let it = 1; it <= iterations; it++) {
+      // coordinates held at the floor, where the gradient pushes further down, stay there
+      const free = [0, 1, 2, 3].filter(k => k < 2 || theta[k] > floor[k - 2] + 1e-12
+                                            || here.gradient[k] > 0);
+      const n = free.length;
+      const negH = new Float64Array(n * n), b = free.map(k => here.gradient[k]);
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < n; j++) negH[i * n + j] = -here.hessian[4 * free[i] + free[j]];
+      }
+      let step = solveShifted(negH, n, 0, b);
+      const newton = step !== null;  // -H positive definite: a plain Newton step
+      const diagonal = Math.max(...Array.from({ length: n }, (_, i) => Math.abs(negH[i * n + i])));
+      for (let lambda = 1e-8 * Math.max(diagonal, 1e-12); step === null; lambda *= 10) {
+        step = solveShifted(negH, n, lambda, b);
+      }
+      const ascent = step.reduce((sum, v, i) => sum + v * b[i], 0);  // gradient . step
+      if (newton && ascent / 2 < tolerance / 10) {  // Newton predicts no more gain
+        return { theta, elbo: here.elbo, converged: true, iterations: it };
+      }
+      let accepted = null;
+      for (let t = 1; t > 1e-10; t /= 2) {
+        const trial = theta.slice();
+        free.forEach((k, i) => { trial[k] += t * step[i]; });
+        trial[2] = Math.max(trial[2], floor[0]);
+        trial[3] = Math.max(trial[3], floor[1]);
+        const value = elboPass(grid, trial, false);
+        yield;
+        if (feasible(value) && value.elbo >= here.elbo + 1e-4 * t * ascent) {
+          accepted = trial;
+          break;
+        }
+      }
+      if (accepted === null) {  // no step raises the ELBO: a maximum (on the grid's scale)
+        return { theta, elbo: here.elbo, converged: true, iterations: it };
+      }
+      const before = here.elbo;
+      theta = accepted;
+      here = elboPass(grid, theta, true);
+      yield;
+      if (here.elbo - before < tolerance) {
+        return { theta, elbo: here.elbo, converged: true, iterations: it };
+      }
+    }
+    return { theta, elbo: here.elbo, converged: false, iterations };
+  }
+
+  // The best diagonal Gaussian q for this digit that the page can find (the decoder fixed):
+  // the per-digit optimisation of chapter 4's amortisation gap, on the grid. Newton's method
+  // on the grid ELBO (newtonAscent) from two starts, the encoder's q and the Gaussian on the
+  // posterior's mean with the mean-field variances 1 / Lambda_jj (Lambda the inverse of the
+  // posterior's covariance: the best diagonal Gaussian when the posterior is Gaussian), each
+  // until an iteration raises the ELBO by less than 1e-6 nats; keeps the better. Both can
+  // stop at a local maximum (a posterior with two modes), so the gain over the encoder's
+  // ELBO is a lower bound on the digit's amortisation gap. A generator, like exactPosterior;
+  // its value: {mu, logvar, elbo, converged, start ("encoder" or "posterior"), starts}.
+  function* bestGaussian(posterior, q, options) {
+    const { grid, mean, cov } = posterior;
+    const det = cov[0] * cov[2] - cov[1] * cov[1];
+    // 1 / Lambda_11 = det / cov_22 (and 1 / Lambda_22 = det / cov_11); the marginal
+    // variances where the covariance is singular
+    const meanField = det > 0 ? [det / cov[2], det / cov[0]] : [cov[0], cov[2]];
+    const starts = [["encoder", [...q.mu, ...q.logvar]],
+                    ["posterior", [...mean, ...meanField.map(v => Math.log(Math.max(v, 1e-300)))]]];
+    const results = [];
+    for (const [name, theta] of starts) {
+      const result = yield* newtonAscent(grid, theta, options);
+      results.push({ start: name, ...result });
+    }
+    const best = results.reduce((a, b) => (b.elbo > a.elbo ? b : a));
+    return { mu: best.theta.slice(0, 2), logvar: best.theta.slice(2), elbo: best.elbo,
+             converged: best.converged, start: best.start,
+             starts: results.map(r => ({ start: r.start, elbo: r.elbo, converged: r.converged,
+                                         iterations: r.iterations })) };
   }
 
   // --- drawing ---------------------------------------------------------------------------
@@ -660,16 +829,18 @@
     // reader's ELBO and the ellipses.
     const exact = { x: null, q: null, mine: null, best: null, posterior: null, view: null,
                     heat: null, encoderElbo: null, bestElbo: null, cancel: null, next: 0, ms: 0,
-                    stats: null };
+                    stats: null, optimising: false, bestStats: null };
 
     // The exact posterior of the binary digit x, computed in slices; done(ms, stats) after.
     function study(x, done) {
       if (exact.cancel) exact.cancel();
       exact.cancel = null;
+      exact.optimising = false;
       exact.x = x;
       exact.q = encode(x);
       exact.mine = { mu: exact.q.mu.slice(), logvar: exact.q.logvar.slice() };
-      exact.best = exact.posterior = exact.view = exact.heat = null;
+      exact.best = exact.bestElbo = exact.bestStats = null;
+      exact.posterior = exact.view = exact.heat = null;
       for (const s of scales) s.value = 0;
       drawDigit($("chosen"), x);
       drawPosterior();  // blank until this digit's posterior is done
@@ -703,21 +874,35 @@
       const p = exact.posterior;
       if (!p) return;
       const f = v => v.toFixed(2);
-      const terms = g => `ELBO ${f(g.elbo)} = recon ${f(g.recon)} - KL ${f(g.kl)}`;
+      const terms = g => `ELBO ${f(g.elbo)} = recon ${f(g.recon)} - KL(q(z|x) || p(z)) ${f(g.kl)}`;
+      // a q's numbers hold only where the grid covers and resolves it (gaussianElbo)
+      const onGrid = g => Math.abs(g.qMass - 1) <= 1e-3;
+      const beyond = "beyond the grid, or narrower than its cells";
       const encoder = exact.encoderElbo, mine = gaussianElbo(p, exact.mine);
       const lines = [`log p(x) ${f(p.logPx)} nats, exact (${p.grid.values.length} points` +
-                     `${p.passed ? "" : "; its checks failed"})`,
-                     `encoder's q: ${terms(encoder)}`,
-                     `  gap log p(x) - ELBO = KL(q || p(z|x)) ${f(encoder.gap)}`];
-      if (Math.abs(mine.qMass - 1) > 1e-3) {
-        lines.push("your q: beyond the grid, or narrower than its cells; move it back");
+                     `${p.passed ? "" : "; its checks failed"})`];
+      if (onGrid(encoder)) {
+        lines.push(`encoder's q: ${terms(encoder)}`,
+                   `  gap log p(x) - ELBO = KL(q(z|x) || p(z|x)) ${f(encoder.gap)}`);
+      } else {
+        lines.push(`encoder's q: ${beyond}`);
+      }
+      if (!onGrid(mine)) {
+        lines.push(`your q: ${beyond}; move it back`);
       } else {
         lines.push(`your q: ${terms(mine)}`, `  gap ${f(mine.gap)}`);
       }
+      if (exact.optimising) lines.push("optimising q for this digit ...");
       if (exact.best) {
         const best = exact.bestElbo;
-        lines.push(`best diagonal q: ELBO ${f(best.elbo)}, gap ${f(best.gap)};`,
-                   `  amortisation gap ${f(best.elbo - encoder.elbo)}`);
+        if (!onGrid(best) || !Number.isFinite(best.elbo)) {
+          lines.push(`best diagonal q found: ${beyond}`);
+        } else {
+          lines.push(`best diagonal q found: ELBO ${f(best.elbo)}, gap ${f(best.gap)}`);
+          if (onGrid(encoder)) {
+            lines.push(`  amortisation gap \u2265 ${f(best.elbo - encoder.elbo)}`);
+          }
+        }
       }
       numbers.textContent = lines.join("\n");
     }
@@ -764,6 +949,7 @@
     function forget() {
       if (exact.cancel) exact.cancel();
       exact.cancel = exact.x = exact.q = exact.posterior = exact.best = null;
+      exact.optimising = false;
       drawDigit($("chosen"), new Float32Array(784));
       numbers.textContent = "Draw a digit above, or pick a test digit.";
       drawPosterior();
@@ -820,12 +1006,21 @@
       if (exact.posterior && board.hasPointerCapture(event.pointerId)) moveMine(boardLatent(event));
     });
     for (const s of scales) s.addEventListener("input", () => moveMine(null));
+    // Optimise q for the digit, in slices (as the posterior), so that the page stays
+    // responsive; a new digit (study) or Clear (forget) cancels it.
     $("best").addEventListener("click", () => {
-      if (!exact.posterior) return;
-      exact.best = bestGaussian(exact.posterior, exact.q);
-      exact.bestElbo = gaussianElbo(exact.posterior, exact.best);
+      if (!exact.posterior || exact.optimising) return;
+      exact.optimising = true;
       report();
-      drawPosterior();
+      exact.cancel = inSlices(bestGaussian(exact.posterior, exact.q), (best, stats) => {
+        exact.cancel = null;
+        exact.optimising = false;
+        exact.best = best;
+        exact.bestElbo = gaussianElbo(exact.posterior, best);
+        exact.bestStats = stats;
+        report();
+        drawPosterior();
+      });
     });
     $("reset").addEventListener("click", () => {
       if (!exact.posterior) return;
@@ -926,8 +1121,8 @@
   }
 
   const VAEExplorer = { halfToFloat, readTensor, makeDecoder, makeEncoder, makeLogits, mnistStyle,
-                        binarize, prepareDrawing, exactPosterior, finish, inSlices, gaussianElbo,
-                        bestGaussian, mount };
+                        binarize, prepareDrawing, exactPosterior, summarise, finish, inSlices,
+                        gaussianElbo, bestGaussian, mount };
   root.VAEExplorer = VAEExplorer;
   if (typeof module === "object" && module.exports) module.exports = VAEExplorer;
 })(typeof globalThis !== "undefined" ? globalThis : this);
