@@ -6,10 +6,11 @@ Jupyter Book 1.x pages load MathJax from a CDN. This ships the parts of the npm 
 It copies after the build, not through ``html_static_path``: Jupyter Book would add a script
 tag for every ``.js`` file found there.
 
-The book's web assets live in ``book/web/`` (shipped with the package). Two go into the site,
+The book's web assets live in ``book/web/`` (shipped with the package). Three go into the site,
 each named alone in ``html_static_path`` (a file entry, copied into ``_static`` before the pages
 are written): the style sheet ``book.css``, added to every page after the theme's own styles,
-and ``mathjax-menu.js``, which keeps MathJax's menu to what works offline.
+``mathjax-menu.js``, which keeps MathJax's menu to what works offline, and ``book.js``, which
+keeps figures legible on a narrow screen.
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ MATHJAX_PARTS = ["tex-mml-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/ex
 STYLESHEET = Path(__file__).resolve().parent.parent / "book" / "web" / "book.css"
 # Hides the menu items that fail offline and forgets a stored choice of them (read it first).
 MATHJAX_MENU = Path(__file__).resolve().parent.parent / "book" / "web" / "mathjax-menu.js"
+# Keeps figures legible on a narrow screen (they scroll inside their box rather than shrink).
+LAYOUT = Path(__file__).resolve().parent.parent / "book" / "web" / "book.js"
 
 
 def check_mathjax(app: Sphinx) -> None:
@@ -56,14 +59,16 @@ def copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
 
 
 def add_stylesheet(app: Sphinx, config: Config) -> None:
-    for asset in (STYLESHEET, MATHJAX_MENU):
+    for asset in (STYLESHEET, MATHJAX_MENU, LAYOUT):
         if not asset.is_file():
             raise ExtensionError(f"A web asset of the book is missing: {asset}")
-    config.html_static_path = [*config.html_static_path, str(STYLESHEET), str(MATHJAX_MENU)]
+    config.html_static_path = [*config.html_static_path, str(STYLESHEET), str(MATHJAX_MENU),
+                               str(LAYOUT)]
     # After the theme's, sphinx-design's and myst-nb's style sheets (priority 500), so it wins.
     app.add_css_file(STYLESHEET.name, priority=600)
     # A plain script in the head, before MathJax (which is deferred) reads the stored settings.
     app.add_js_file(MATHJAX_MENU.name, priority=100)
+    app.add_js_file(LAYOUT.name, defer="defer")
 
 
 def setup(app: Sphinx) -> dict:

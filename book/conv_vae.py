@@ -10,8 +10,8 @@ with ReLU after every layer but the last of each half. The bracketed dense layer
 are there only when ``dense`` = H > 0: the bigger model of the benchmark's longer runs.
 
 Two observation models, chosen by the config:
-- "bernoulli": binary pixels (binarised digits), k = 1 logit per pixel; log p(x | z) in nats.
-- "gaussian": dequantised grey levels x = (pixel + u) / 256, u ~ U(0, 1), k = 2: a mean and
+- "bernoulli": binary pixels (binarized digits), k = 1 logit per pixel; log p(x | z) in nats.
+- "gaussian": dequantized gray levels x = (pixel + u) / 256, u ~ U(0, 1), k = 2: a mean and
   a standard deviation per pixel, sigma_x >= ``sigma_floor``. A real density, so it can be
   reported in bits per dimension.
 q's log sigma^2 lies in (-8, 8) (``book.gaussian.bounded_logvar``, as in every model of the
@@ -47,7 +47,7 @@ class ConvConfig:
     dense: int = 0  # H: units of a dense layer before the code and after it (0: none)
     likelihood: str = "bernoulli"  # or "gaussian"
     # gaussian only: the smallest sigma_x. At 1 / (256 sqrt(2 pi)) a pixel's density peaks at
-    # 256, the density of the uniform distribution on one grey level's interval of width 1/256.
+    # 256, the density of the uniform distribution on one gray level's interval of width 1/256.
     sigma_floor: float = 1 / (256 * math.sqrt(2 * math.pi))
 
     def __post_init__(self):
@@ -69,7 +69,7 @@ def _dense(fan_in: int, units: int) -> list[nn.Module]:
 class ConvVAE(nn.Module):
     """The convolutional VAE above; ``forward(x, eps)`` gives each example's loss terms.
 
-    ``seed`` sets the initial weights (PyTorch's default initialisation, drawn from a generator
+    ``seed`` sets the initial weights (PyTorch's default initialization, drawn from a generator
     seeded with it): the same seed gives the same model in any process.
     """
 
@@ -182,7 +182,7 @@ class ConvAutoencoder(ConvVAE):
 @torch.no_grad()
 def decode_means(model: nn.Module, z: np.ndarray) -> np.ndarray:
     """The mean of p(x | z) at codes z (n, d) as NumPy images (n, 28, 28), values in [0, 1]:
-    pixel probabilities for a Bernoulli decoder, mean grey levels for a Gaussian one.
+    pixel probabilities for a Bernoulli decoder, mean gray levels for a Gaussian one.
 
     For figures and widgets: z goes to the model's device, and the model's mode is restored.
     """
@@ -196,7 +196,7 @@ def decode_means(model: nn.Module, z: np.ndarray) -> np.ndarray:
 
 
 def bits_per_dimension(nats_per_image: float, dims: int = SIDE * SIDE) -> float:
-    """-log p(x) of dequantised images x = (pixel + u) / 256 in bits per pixel of 0..255.
+    """-log p(x) of dequantized images x = (pixel + u) / 256 in bits per pixel of 0..255.
 
     The density of y = pixel + u = 256 x is p(x) / 256^D, so each dimension adds log 256.
     """

@@ -152,7 +152,7 @@ def load_dataset(
 
 
 def to_unit_interval(images: np.ndarray, dtype=np.float32) -> np.ndarray:
-    """uint8 grey levels 0..255 as floats in [0, 1]."""
+    """uint8 gray levels 0..255 as floats in [0, 1]."""
     if images.dtype != np.uint8:
         # A float input has most likely been scaled already; dividing again would be silent.
         raise TypeError(
@@ -162,30 +162,30 @@ def to_unit_interval(images: np.ndarray, dtype=np.float32) -> np.ndarray:
     return unit
 
 
-BINARISE = ("binarise them first: book.data.observe(images, 'binary', generator) for the uint8 "
+BINARIZE = ("binarize them first: book.data.observe(images, 'binary', generator) for the uint8 "
             "images load_dataset returns (as a torch tensor), or "
             "book.data.binarize(book.data.to_unit_interval(images), seed) for a NumPy array; "
-            "for grey levels use a Gaussian decoder, ConvConfig(likelihood='gaussian')")
+            "for gray levels use a Gaussian decoder, ConvConfig(likelihood='gaussian')")
 
 
 def require_binary(x: Any, model: str = "a Bernoulli likelihood") -> Any:
     """``x`` itself (a NumPy array or a torch tensor) if every value is 0 or 1, else a
-    ``ValueError`` that says how to binarise.
+    ``ValueError`` that says how to binarize.
 
     Every Bernoulli path of the book (the NumPy VAE, the PyTorch models, the mixture) calls it:
-    fed grey levels in [0, 1], the Bernoulli formula still returns numbers, but they are not the
+    fed gray levels in [0, 1], the Bernoulli formula still returns numbers, but they are not the
     probability of any data (chapter 2), so they are refused rather than reported in nats.
     """
     off = (x != 0) & (x != 1)
     if bool(off.any()):
         count, value = int(off.sum()), float(x[off].reshape(-1)[0])
         raise ValueError(f"{model} models binary pixels (0 or 1), but {count:,} values of x "
-                         f"are neither, for example {value:.4g}: {BINARISE}")
+                         f"are neither, for example {value:.4g}: {BINARIZE}")
     return x
 
 
 def binarize(images01: np.ndarray, seed: int | np.random.Generator = 0) -> np.ndarray:
-    """Stochastic binarisation: each pixel is 1 with probability equal to its intensity.
+    """Stochastic binarization: each pixel is 1 with probability equal to its intensity.
 
     Returns float32 zeros and ones; the same ``seed`` gives the same binary images.
     """
@@ -204,7 +204,7 @@ def observe(images: Any, kind: str, generator: Any) -> Any:
 
     "binary": each pixel on with probability pixel / 255 (as ``binarize``), a fresh draw.
     "dequantized": (pixel + u) / 256 with u ~ U(0, 1), a fresh draw: a density over [0, 1)
-    is then a density of the 256 grey levels. "grey": pixel / 255, as they are; many pixels
+    is then a density of the 256 gray levels. "grey": pixel / 255, as they are; many pixels
     are exactly 0, where a continuous density can grow without bound.
     Drawn on the images' device with the given ``torch.Generator``. Only raw uint8 images are
     taken: a float input has been prepared already, and dividing it by 255 again would leave

@@ -187,7 +187,7 @@ _TEMPLATE = """\
       step="0.01" value="0"></label>
     <label>sigma<sub>2</sub> &times; <input class="vx-s2" type="range" min="-2" max="2"
       step="0.01" value="0"></label>
-    <p><button class="vx-best" type="button">Optimise q for this digit</button>
+    <p><button class="vx-best" type="button">Optimize q for this digit</button>
       <button class="vx-reset" type="button">The encoder's q</button></p>
   </div>
 </div>

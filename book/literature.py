@@ -1,7 +1,7 @@
-"""Published test likelihoods of binarised MNIST, to set the book's own numbers beside.
+"""Published test likelihoods of binarized MNIST, to set the book's own numbers beside.
 
 Every entry is full MNIST (60,000 training and 10,000 test digits), trained on dynamically
-binarised digits, in nats per test image (-log p(x), lower is better), estimated by importance
+binarized digits, in nats per test image (-log p(x), lower is better), estimated by importance
 sampling with K samples from the model's q(z | x), log (1/K) sum_k p(x, z_k) / q(z_k | x): the
 IWAE estimate. ``neg_elbo`` holds the negative ELBO where the paper reports it beside. The
 chapters' literature tables and ``python -m book.bench`` print them; the book's own numbers

@@ -77,7 +77,7 @@ class VariantVAE(TorchVAE):
         return model.to(next(self.parameters()).device)
 
 
-# --- The loss: reductions and normalisations --------------------------------------------------
+# --- The loss: reductions and normalizations --------------------------------------------------
 
 
 def pixel_mean_reconstruction(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -106,14 +106,14 @@ def batch_sum_loss(terms: ELBOTerms) -> Array:
     return (terms.recon + terms.kl).sum()
 
 
-def dataset_normalised_loss(terms: ELBOTerms, n_data: int) -> Array:
+def dataset_normalized_loss(terms: ELBOTerms, n_data: int) -> Array:
     """WRONG: the reconstruction averaged over the minibatch, the KL summed over it and divided
     by the size N of the data set (the scaling of a KL over *weights*, in Bayes by backprop,
     carried over to the per-example KL of a VAE).
 
     Its minibatch loss is mean_b [recon_b + (B / N) KL_b]: the ELBO with beta = B / N, 1/600
     for B = 100 on full MNIST, so the KL hardly counts and the codes leave the prior
-    (``dataset_normalised_beta`` gives the beta that ``train.train`` trains it with).
+    (``dataset_normalized_beta`` gives the beta that ``train.train`` trains it with).
     Correct: both terms per example, averaged over the minibatch (``ELBOTerms.loss``).
     Caught by: the loss of the same examples on a data set of another size; the share of
     prior samples in the aggregate posterior's holes (``hole_share``).
@@ -121,8 +121,8 @@ def dataset_normalised_loss(terms: ELBOTerms, n_data: int) -> Array:
     return terms.recon.mean() + terms.kl.sum() / n_data
 
 
-def dataset_normalised_beta(batch_size: int, n_data: int) -> float:
-    """The KL weight that ``dataset_normalised_loss`` amounts to: B / N."""
+def dataset_normalized_beta(batch_size: int, n_data: int) -> float:
+    """The KL weight that ``dataset_normalized_loss`` amounts to: B / N."""
     return batch_size / n_data
 
 
@@ -132,7 +132,7 @@ def dataset_normalised_beta(batch_size: int, n_data: int) -> float:
 def kl_wrong_sign(mu: Array, logvar: Array) -> Array:
     """WRONG: 1/2 sum(1 + log sigma^2 - mu^2 - sigma^2), which is minus the KL.
 
-    It is the term as it appears *in the ELBO*; added to a loss that is minimised, it pushes
+    It is the term as it appears *in the ELBO*; added to a loss that is minimized, it pushes
     q(z | x) away from the prior, and the loss falls without bound, below zero.
     Correct: KL = 1/2 sum(sigma^2 + mu^2 - 1 - log sigma^2) >= 0
     (``gaussian.kl_to_standard_normal``; chapter 1, "The KL to the prior in closed form").
@@ -226,16 +226,16 @@ def unbounded_logvar(raw: Array) -> Array:
 
 
 def bernoulli_on_grey(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """WRONG: the Bernoulli cross-entropy of grey levels x in [0, 1], reported in nats.
+    """WRONG: the Bernoulli cross-entropy of gray levels x in [0, 1], reported in nats.
 
     It trains and returns a number, but not the log-probability of any data: it is the
-    expected Bernoulli log-likelihood over the binarisations of x, and as a function of a
-    continuous x it does not integrate to one. A model copying the grey levels scores the sum
+    expected Bernoulli log-likelihood over the binarizations of x, and as a function of a
+    continuous x it does not integrate to one. A model copying the gray levels scores the sum
     of their binary entropies, below anything a model of binary digits can reach.
-    Correct: a Bernoulli likelihood of binarised digits (``data.observe(..., "binary")``,
-    chapter 2), or a Gaussian decoder on dequantised grey levels (chapter 3).
+    Correct: a Bernoulli likelihood of binarized digits (``data.observe(..., "binary")``,
+    chapter 2), or a Gaussian decoder on dequantized gray levels (chapter 3).
     Caught by: the likelihood's domain, ``data.require_binary``, which every Bernoulli path of
-    the book calls (and ``train.observation_kind``, which refuses grey observations).
+    the book calls (and ``train.observation_kind``, which refuses gray observations).
     """
     return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
@@ -246,12 +246,13 @@ def mse_reconstruction(x: torch.Tensor, mean: torch.Tensor, weight: float) -> to
     It is -log N(x; mean, sigma_x^2) with sigma_x = 1 / sqrt(2 weight), up to a constant: a
     Gaussian decoder whose sigma_x was fixed by the choice of weight (``mse_sigma``). The
     squared error summed over the pixels (``reduction="sum"``, weight 1) means sigma_x = 0.71
-    on grey levels in [0, 1], noise larger than the digits' contrast: reconstructions are
+    on gray levels in [0, 1], noise larger than the digits' contrast: reconstructions are
     nearly free to be wrong, the KL wins, and all is blurry. ``F.mse_loss``'s default mean
-    over the pixels is weight 1 / D and far worse (``mse_mean_reconstruction``).
+    over the pixels is weight 1 / D and far worse (``mse_mean_reconstruction``). With sigma_x
+    fixed, a KL weighted by beta trains what the plain ELBO trains with sigma_x^2 times beta.
     Correct: a Gaussian decoder that learns sigma_x, with a floor (``ConvConfig(likelihood=
     "gaussian")``, chapter 3), scored as a density in bits per dimension.
-    Caught by: the likelihood's scale: its bits per dimension on dequantised grey levels
+    Caught by: the likelihood's scale: its bits per dimension on dequantized gray levels
     (``conv_vae.bits_per_dimension``) are worse than the uniform density's 8.
     """
     return weight * ((x - mean) ** 2).flatten(1).sum(-1)
@@ -266,7 +267,7 @@ def mse_mean_reconstruction(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor
     ``mse_reconstruction`` with weight 1 / D: sigma_x = sqrt(D / 2) = 19.8 for D = 784 (with
     the KL summed over the minibatch, the weight is B times smaller still). It is the pixel
     mean (``pixel_mean_reconstruction``) on top of the fixed variance: the squared error of a
-    whole image in [0, 1] then varies by at most D w = 1 nat, so no code worth more than one
+    whole image in [0, 1] then varies by at most D / D = 1 nat, so no code worth more than one
     nat of KL can pay for itself, and its bits per dimension exceed 13 whatever it learns.
     Correct and caught by: as ``mse_reconstruction``.
     """
@@ -274,7 +275,7 @@ def mse_mean_reconstruction(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor
 
 
 def mse_sigma(weight: float) -> float:
-    """The sigma_x that ``mse_reconstruction`` with ``weight`` amounts to: 1 / sqrt(2 w)."""
+    """The sigma_x that ``mse_reconstruction`` with ``weight`` means: 1 / sqrt(2 weight)."""
     return 1 / math.sqrt(2 * weight)
 
 
@@ -301,13 +302,13 @@ class FixedSigmaVAE(ConvVAE):
 def without_floor() -> ConvConfig:
     """WRONG: a Gaussian decoder whose sigma_x may reach 0 (sigma_x = softplus(out)).
 
-    On grey levels as they are, a pixel that is 0 in every image gets a density without bound
+    On gray levels as they are, a pixel that is 0 in every image gets a density without bound
     as sigma_x shrinks: the loss goes negative and keeps falling, jumps from one evaluation to
     the next, and at sigma_x = 0 it is NaN.
     Correct: ``ConvConfig(likelihood="gaussian")``: sigma_x >= 1 / (256 sqrt(2 pi)), on
-    dequantised data (chapter 3, "A floor on sigma_x" and "Without the floor").
+    dequantized data (chapter 3, "A floor on sigma_x" and "Without the floor").
     Caught by: the densest pixel's log-density above log 256, the most a density of
-    dequantised grey levels can give one pixel when it knows its grey level
+    dequantized gray levels can give one pixel when it knows its gray level
     (``densest_pixel``).
     """
     return ConvConfig(likelihood="gaussian", sigma_floor=0.0)
@@ -322,7 +323,7 @@ class StrongDecoderVAE(VariantVAE):
     Each pixel's logit gets, besides the MLP decoder's output, a linear function of the pixels
     before it (an autoregressive decoder, as PixelCNN decoders are; here the simplest one, a
     fully visible sigmoid belief net). It explains most of each digit from the digit itself,
-    so a code that costs KL buys little, and the optimiser switches the code off.
+    so a code that costs KL buys little, and the optimizer switches the code off.
     The remedies: a weaker decoder, KL warm-up (``train.train(warmup_images=...)``), free
     bits. Caught by: ``latent.kl_per_dimension`` and ``latent.active_units``.
     """
@@ -372,7 +373,7 @@ class DropoutVAE(VariantVAE):
 def evaluate_in_training_mode(model: Any, x: torch.Tensor, *, seed: int = 0) -> Losses:
     """WRONG: the test losses computed with the model left in training mode.
 
-    Dropout (and batch normalisation) then act as in training: the number is that of a
+    Dropout (and batch normalization) then act as in training: the number is that of a
     thinned, random network, worse than the model, and another call with the same seed gives
     another number.
     Correct: ``train.evaluate``, which switches the model to ``eval()`` and back.

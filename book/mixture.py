@@ -4,12 +4,14 @@
 
 The latent variable is discrete (which of C prototypes drew the digit), so log p(x) is exact:
 a log-sum-exp over C terms, with no bound and no sampling. EM (Dempster, Laird & Rubin, 1977)
-alternates two steps, each of which cannot lower the objective:
+alternates two steps, each of which cannot lower the objective. It is coordinate ascent on the
+ELBO (Neal & Hinton, 1998): the E-step sets q(c | x_n) to the exact posterior, which makes the
+bound tight, and the M-step raises the bound over the parameters with q held fixed:
 
     E: the responsibilities r_nc = p(c | x_n), by Bayes' rule;
     M: pi_c = mean_n r_nc,   p_ci = (sum_n r_nc x_ni + a) / (sum_n r_nc + 2a).
 
-With a = 0 the M-step maximises the likelihood and the objective is log p(data). With a > 0 it
+With a = 0 the M-step maximizes the likelihood and the objective is log p(data). With a > 0 it
 is the MAP estimate under a Beta(a + 1, a + 1) prior on each p_ci ("add-a" smoothing), and the
 objective that never decreases is log p(data) + log prior. Smoothing keeps every p_ci off 0 and
 1: a test digit with one pixel that no training digit of a component had would otherwise be
@@ -74,7 +76,7 @@ class BernoulliMixture:
 
 
 def m_step(x: np.ndarray, resp: np.ndarray, smoothing: float) -> BernoulliMixture:
-    """The mixture that maximises the expected complete-data log-likelihood (+ log prior)."""
+    """The mixture that maximizes the expected complete-data log-likelihood (+ log prior)."""
     counts = resp.sum(axis=0)  # the expected number of images each component drew
     with np.errstate(divide="ignore"):  # a component that drew nothing gets weight 0
         log_weights = np.log(counts / counts.sum())

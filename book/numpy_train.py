@@ -1,7 +1,7 @@
 """Training the NumPy VAE of ``book.numpy_vae``: Adam, one step, evaluation, the loop.
 
 The loop draws the noise eps, runs the model's forward and backward passes and lets Adam update
-the one flat parameter vector. The training images are binarised afresh at every pass.
+the one flat parameter vector. The training images are binarized afresh at every pass.
 """
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def train(model: VAE, x_train: np.ndarray, x_test: np.ndarray, *, images: int,
     The budget counts images, never epochs, so that a run costs the same on any training set;
     the last pass over the data may stop part-way. ``x_train`` holds intensities in [0, 1].
     With ``dynamic_binarization`` every pass trains on a fresh Bernoulli draw of it; otherwise
-    it is used as given. ``x_test`` is used as given: binarise it once, with a fixed seed, so
+    it is used as given. ``x_test`` is used as given: binarize it once, with a fixed seed, so
     that every evaluation scores the same images. ``beta`` weighs the KL in the loss trained
     on (1: the negative ELBO); the recorded losses are always the negative ELBO's two terms,
     every ``eval_every`` images (by default a twentieth of the budget) and at the end.
@@ -99,7 +99,7 @@ def train(model: VAE, x_train: np.ndarray, x_test: np.ndarray, *, images: int,
     seen, next_record = 0, eval_every
     with tqdm(total=math.ceil(images / batch_size), desc="training", unit="step",
               disable=not progress) as bar:
-        while seen < images:  # one pass: a fresh binarisation, a fresh order
+        while seen < images:  # one pass: a fresh binarization, a fresh order
             targets = binarize(x_train, rng) if dynamic_binarization else x_train
             for idx in minibatches(len(targets), batch_size, rng):
                 idx = idx[:images - seen]

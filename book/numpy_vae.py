@@ -68,7 +68,7 @@ def bernoulli_log_likelihood(x: np.ndarray, logits: np.ndarray) -> np.ndarray:
 
     softplus(l) = log(1 + e^l) is computed as max(l, 0) + log1p(e^-|l|): e^-|l| <= 1
     never overflows, and no probability sigmoid(l) is formed whose log would be -inf when
-    it rounds to 0. x must be binary: grey levels are refused (``book.data.require_binary``).
+    it rounds to 0. x must be binary: gray levels are refused (``book.data.require_binary``).
     """
     require_binary(x)
     softplus = np.maximum(logits, 0) + np.log1p(np.exp(-np.abs(logits)))
@@ -78,11 +78,11 @@ def bernoulli_log_likelihood(x: np.ndarray, logits: np.ndarray) -> np.ndarray:
 def grey_level_mass(p: npt.ArrayLike) -> np.ndarray:
     """The integral over x in [0, 1] of p^x (1 - p)^(1 - x), for pixel probabilities p.
 
-    A cross-entropy on grey levels treats p^x (1 - p)^(1 - x) as a density of the grey level
+    A cross-entropy on gray levels treats p^x (1 - p)^(1 - x) as a density of the gray level
     x; this is its total mass, (2p - 1) / (log p - log(1 - p)) = y / (2 artanh y) with
     y = 1 - 2p. It is never 1: at most 1/2 (its limit as p -> 1/2, where y / artanh y -> 1),
     falling to 0 as p nears 0 or 1. The continuous Bernoulli (Loaiza-Ganem and Cunningham,
-    2019) multiplies by its reciprocal, the normaliser C(p) = 2 artanh(y) / y >= 2.
+    2019) multiplies by its reciprocal, the normalizer C(p) = 2 artanh(y) / y >= 2.
     """
     p = np.asarray(p, np.float64)
     if not np.all((p >= 0) & (p <= 1)):
@@ -132,7 +132,7 @@ class ForwardPass(ELBOTerms):
 
     @property
     def loss(self) -> float:
-        """The batch's mean negative ELBO in nats per example: the number that is minimised."""
+        """The batch's mean negative ELBO in nats per example: the number that is minimized."""
         return float(np.mean(self.recon + self.kl))
 
 
@@ -140,7 +140,7 @@ class VAE:
     """The MLP VAE above, with its parameters in one flat vector.
 
     ``params`` and ``grads`` map names ("W1", "b1", ..., "b4") to views into the flat vectors
-    ``flat`` and ``grad_flat``, so the optimiser can update every parameter at once.
+    ``flat`` and ``grad_flat``, so the optimizer can update every parameter at once.
     """
 
     def __init__(self, arch: Architecture = Architecture(), *, seed: int = 0,

@@ -1,4 +1,4 @@
-"""Figures more than one chapter draws: image grids, loss curves, latent maps coloured by digit.
+"""Figures more than one chapter draws: image grids, loss curves, latent maps colored by digit.
 
 Each function draws into matplotlib axes it is given (or returns a new figure), so that a
 chapter composes them and shows the result; nothing here trains or evaluates a model.
@@ -52,7 +52,7 @@ def loss_curves(history: History) -> plt.Figure:
 
 def latent_scatter(ax: plt.Axes, z: np.ndarray, labels: np.ndarray, title: str = "",
                    size: float = 4) -> None:
-    """2-D codes as points coloured by their digit, with a colour bar of the ten digits."""
+    """2-D codes as points colored by their digit, with a color bar of the ten digits."""
     points = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=size, vmin=-0.5,
                         vmax=9.5)
     ax.figure.colorbar(points, ax=ax, ticks=range(10), label="digit")

@@ -1,16 +1,16 @@
 """The exact log p(x) of a model with a two-dimensional latent space, by quadrature.
 
 With d = 2, p(x) = integral of p(x | z) p(z) dz is an integral over the plane, and the
-midpoint rule on a regular grid of spacing h computes it almost exactly:
+midpoint rule on a regular grid of spacing Delta computes it almost exactly:
 
-    p(x) ~ h^2 sum_g p(x | z_g) p(z_g).
+    p(x) ~ Delta^2 sum_g p(x | z_g) p(z_g).
 
 For a smooth integrand that is negligible at the grid's edges, the error of this rule
-falls faster than any power of h: for a Gaussian of standard deviation sigma it is
-2 exp(-2 pi^2 sigma^2 / h^2) of the total per axis, 5e-9 at h = sigma, and halving h
+falls faster than any power of Delta: for a Gaussian of standard deviation sigma it is
+2 exp(-2 pi^2 sigma^2 / Delta^2) of the total per axis, 5e-9 at Delta = sigma, and halving Delta
 raises it to the 4th power. The same grid gives the true posterior p(z | x) =
 p(x, z) / p(x), its mean and covariance, and the ELBO of the encoder's q(z | x) as the
-sum of q(z_g | x) h^2 [log p(x, z_g) - log q(z_g | x)], so the gap
+sum of q(z_g | x) Delta^2 [log p(x, z_g) - log q(z_g | x)], so the gap
 log p(x) - ELBO = KL(q(z | x) || p(z | x)) comes without Monte Carlo noise.
 
 One grid serves all the digits of a batch. The model follows ``book.iwae``'s protocol
@@ -19,8 +19,8 @@ Bernoulli PyTorch model (the 2-D ``ConvVAE``) decodes the grid once, and
 log p(x_n | z_g) = sum_i x_ni l_gi - softplus(l_gi) is then one matrix product.
 
 Each result says how far to trust it: the posterior mass in the grid's outermost cells
-(is the grid wide enough?), and how much log p(x) changes from spacing 2h to h (is it
-fine enough? the sum over every other point along each axis is the rule at spacing 2h,
+(is the grid wide enough?), and how much log p(x) changes from spacing 2 Delta to Delta (is it
+fine enough? the sum over every other point along each axis is the rule at spacing 2 Delta,
 at no extra cost). A digit that fails is integrated again on a grid of its own.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ from book.numpy_vae import VAE
 MAX_BLOCK_ELEMENTS = 2**22
 
 # What the checks accept: posterior mass in the grid's outermost cells, the change of
-# log p(x) from spacing 2h to h, and |1 - q's mass on the grid|.
+# log p(x) from spacing 2 Delta to Delta, and |1 - q's mass on the grid|.
 TOLERANCES = {"border_mass": 1e-6, "resolution_change": 0.01, "q_mass_error": 1e-3}
 
 # The most points of a digit's own grid (the shared grid is the caller's choice).
@@ -104,7 +104,7 @@ class Grid:
 
     @classmethod
     def covering(cls, low: np.ndarray, high: np.ndarray, spacing: float) -> Grid:
-        """The grid of this spacing whose cells cover the box [low, high], centred."""
+        """The grid of this spacing whose cells cover the box [low, high], centered."""
         low, high = np.asarray(low, float), np.asarray(high, float)
         if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and spacing > 0):
             raise ValueError(f"no grid covers [{low}, {high}] with spacing {spacing}")

@@ -4,6 +4,11 @@ A chapter that teaches a function calls ``show_source(fn)`` instead of pasting i
 code a reader sees is exactly the code that runs. A shown function that calls other
 functions or classes of the book brings their definitions along, once per chapter, so that
 no name on the page is left unexplained.
+
+Printed source is folded under a one-line summary (an HTML ``<details>`` element inside the
+Markdown, which Jupyter, Colab and the website's MyST renderer all honour) that the reader opens
+on demand; the code that *is* the lesson is shown open with ``folded=False``. The definitions a
+shown function brings along are always folded.
 """
 from __future__ import annotations
 
@@ -22,14 +27,24 @@ def _key(obj: Any) -> str:
     return f"{obj.__module__}.{obj.__qualname__}"
 
 
-def source_markdown(obj: Any) -> str:
-    """The source of a function, class or module as a Markdown code block with its file named.
+def source_markdown(obj: Any, folded: bool = False) -> str:
+    """The source of a function, class or module as a Markdown code block with its file named;
+    ``folded``: inside a ``<details>`` element whose summary names it and counts its lines.
 
     Methods are dedented, so that a method reads like a function.
     """
     source = textwrap.dedent(inspect.getsource(obj)).rstrip()
     path = Path(inspect.getsourcefile(obj))
-    return f"From `{path.parent.name}/{path.name}`:\n\n```python\n{source}\n```"
+    where = f"{path.parent.name}/{path.name}"
+    block = f"```python\n{source}\n```"
+    if not folded:
+        return f"From `{where}`:\n\n{block}"
+    name = getattr(obj, "__qualname__", obj.__name__)
+    lines = source.count("\n") + 1
+    # Blank lines around the fence: CommonMark (Jupyter, Colab) and MyST (the website) then
+    # parse the code as Markdown inside the HTML element.
+    return (f'<details class="book-source"><summary>From <code>{where}</code>: '
+            f"<code>{name}</code> ({lines} lines)</summary>\n\n{block}\n\n</details>")
 
 
 def _names(code: types.CodeType) -> list[str]:
@@ -55,22 +70,34 @@ def book_dependencies(obj: Any) -> list[Any]:
     return found
 
 
-def show_source(*objs: Any) -> None:
-    """Display each object's source, then that of the book's definitions it uses, not yet shown.
+def show_source(*objs: Any, folded: bool = True) -> None:
+    """Display each object's source, then, in one folded block, that of the book's definitions
+    it uses (and they use) not yet shown in this chapter.
 
-    Highlighted in Jupyter, Colab and on the website.
+    Highlighted in Jupyter, Colab and on the website. ``folded=False`` shows the objects asked
+    for open (the code that is the lesson); their dependencies are folded either way.
     """
     from IPython.display import Markdown, display
 
-    pending = list(objs)
     _shown.update(_key(obj) for obj in objs)  # shown in this call: not again as a dependency
-    while pending:
-        obj = pending.pop(0)
-        display(Markdown(source_markdown(obj)))
-        unseen = [d for d in book_dependencies(obj) if _key(d) not in _shown]
-        for dependency in unseen:
-            _shown.add(_key(dependency))  # announced here, displayed next
-        if unseen:
-            names = ", ".join(f"`{d.__name__}`" for d in unseen)
-            display(Markdown(f"It uses {names}:"))
-        pending[:0] = unseen
+    for obj in objs:
+        display(Markdown(source_markdown(obj, folded=folded)))
+    used, pending = [], list(objs)
+    while pending:  # breadth first: what the objects use, then what that uses
+        for dependency in book_dependencies(pending.pop(0)):
+            if _key(dependency) not in _shown:
+                _shown.add(_key(dependency))
+                used.append(dependency)
+                pending.append(dependency)
+    if used:
+        display(Markdown(dependencies_markdown(used)))
+
+
+def dependencies_markdown(objs: list[Any]) -> str:
+    """The sources of the definitions a shown function uses, in one folded block whose summary
+    names them (a chapter's page shows one line for them, not one per definition)."""
+    names = ", ".join(f"<code>{getattr(o, '__qualname__', o.__name__)}</code>" for o in objs)
+    blocks = "\n\n".join(source_markdown(obj) for obj in objs)
+    what = "the definition" if len(objs) == 1 else f"{len(objs)} definitions"
+    return (f'<details class="book-source"><summary>It uses {what} of the book: {names}'
+            f"</summary>\n\n{blocks}\n\n</details>")

@@ -2,9 +2,9 @@
 
 A model takes part by following a small protocol (``book.conv_vae.ConvVAE`` is the example):
 ``forward(x, eps) -> ELBOTerms``, ``z_dim``, ``input_shape`` (of one example),
-``likelihood`` ("bernoulli": trained on binarised digits; "gaussian": on dequantised grey
+``likelihood`` ("bernoulli": trained on binarized digits; "gaussian": on dequantized gray
 levels) and ``config`` (a frozen dataclass). The uint8 images go to the device once; every
-pass over them draws its binarisation or dequantisation there. The device is CUDA when there
+pass over them draws its binarization or dequantization there. The device is CUDA when there
 is one, else the CPU.
 """
 from __future__ import annotations
@@ -48,26 +48,26 @@ OBSERVATION = {likelihood: kinds[0] for likelihood, kinds in ADMITTED.items()}
 
 def observation_kind(model: Any, kind: str | None = None) -> str:
     """``kind`` (default: what the model's likelihood is trained on) if the model's likelihood
-    admits it, else a ValueError: grey levels are no data for a Bernoulli likelihood."""
+    admits it, else a ValueError: gray levels are no data for a Bernoulli likelihood."""
     kind = kind or OBSERVATION[model.likelihood]
     if kind not in ADMITTED[model.likelihood]:
         admitted = " or ".join(ADMITTED[model.likelihood])
         raise ValueError(f"a {model.likelihood} likelihood cannot be trained or scored on "
-                         f"{kind!r} observations; it takes {admitted} (for grey levels, use "
+                         f"{kind!r} observations; it takes {admitted} (for gray levels, use "
                          "ConvConfig(likelihood='gaussian'))")
     return kind
 
 
 def observe(model: Any, images: torch.Tensor, generator: torch.Generator,
             kind: str | None = None) -> torch.Tensor:
-    """uint8 images as the model takes them (by default binarised or dequantised, as its
+    """uint8 images as the model takes them (by default binarized or dequantized, as its
     likelihood needs), in its input shape."""
     x = data.observe(images, observation_kind(model, kind), generator)
     return x.reshape(len(x), *model.input_shape)
 
 
 def fixed_observations(images: np.ndarray | torch.Tensor, kind: str) -> torch.Tensor:
-    """uint8 test images binarised or dequantised (``kind``) once, with the fixed seed.
+    """uint8 test images binarized or dequantized (``kind``) once, with the fixed seed.
 
     Drawn on the CPU, then moved: the same test set on every device, so numbers compare;
     a model that is not a PyTorch one (a mixture, PPCA) is scored on these same images.
@@ -156,8 +156,8 @@ def train(model: Any, train_images: np.ndarray | torch.Tensor,
     processed or ``seconds`` have passed, whichever comes first.
 
     The budget counts images, never epochs: a run costs the same on any training set (on a
-    small one it makes more passes over fewer images). Each pass draws a fresh binarisation or
-    dequantisation of the whole set and a fresh order; the last pass may stop part-way.
+    small one it makes more passes over fewer images). Each pass draws a fresh binarization or
+    dequantization of the whole set and a fresh order; the last pass may stop part-way.
     The loss is the minibatch mean of recon + beta_t * KL, where beta_t rises linearly from 0 to
     ``beta`` over the first ``warmup_images`` (KL warm-up) and beta = 1 is the negative ELBO.
     ``lr_schedule`` is "constant" or "cosine" (``learning_rate``; progress through the budget

@@ -6,13 +6,14 @@ The model is a VAE whose decoder is linear::
     z ~ N(0, I_d),    x | z ~ N(W z + b, s^2 I_D).
 
 A linear map of Gaussians is Gaussian, so log p(x) and the posterior p(z | x) have closed forms,
-and so does the ELBO of any Gaussian q(z) = N(m, S). The chapter uses it to check, to float64
-precision, that ELBO <= log p(x), with equality at the posterior and gap = KL(q || p(z | x)).
+and so does the ELBO of any Gaussian q(z) = N(m, Sigma_q). The chapter uses it to check, to
+float64 precision, that ELBO <= log p(x), with equality at the posterior and
+gap = KL(q || p(z | x)).
 
-q has a *full* covariance S here: for a general W the posterior is correlated, and only a
+q has a *full* covariance Sigma_q here: for a general W the posterior is correlated, and only a
 full-covariance q can reach it. The diagonal q a VAE's encoder outputs is the special case
-S = diag(exp(logvar)); ``LinearGaussianModel.mean_field_posterior`` is the best one, and its gap
-is what a diagonal q costs.
+Sigma_q = diag(exp(logvar)); ``LinearGaussianModel.mean_field_posterior`` is the best one, and
+its gap is what a diagonal q costs.
 
 The rest holds the Monte Carlo helpers of the chapter's checks (the generic ones are in
 ``book.checks``), and the two
@@ -38,8 +39,8 @@ from book.gaussian import (LOG_2PI, gaussian_log_density, reparameterize,
 def mvn_log_density(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
     """log N(x; mean, cov) for a full covariance, over the last axis of ``x``.
 
-    With cov = L L^T (Cholesky), the quadratic form is |L^-1 (x - mean)|^2 and
-    log det cov = 2 sum log diag L: no inverse or determinant is ever formed.
+    With cov = C C^T (C its Cholesky factor), the quadratic form is |C^-1 (x - mean)|^2 and
+    log det cov = 2 sum log diag C: no inverse or determinant is ever formed.
     """
     k = mean.shape[-1]
     chol = np.linalg.cholesky(cov)
@@ -60,14 +61,14 @@ def gaussian_kl(mean0: np.ndarray, cov0: np.ndarray, mean1: np.ndarray,
     """
     k = mean0.shape[-1]
     chol0, chol1 = np.linalg.cholesky(cov0), np.linalg.cholesky(cov1)
-    trace = np.sum(np.linalg.solve(chol1, chol0) ** 2)  # tr(cov1^-1 cov0) = |L1^-1 L0|_F^2
+    trace = np.sum(np.linalg.solve(chol1, chol0) ** 2)  # tr(cov1^-1 cov0) = |C1^-1 C0|_F^2
     mahalanobis = np.sum(np.linalg.solve(chol1, mean1 - mean0) ** 2)
     log_det_ratio = 2.0 * np.sum(np.log(np.diag(chol1)) - np.log(np.diag(chol0)))
     return 0.5 * (trace + mahalanobis - k + log_det_ratio)
 
 
 def sample_mvn(mean: np.ndarray, cov: np.ndarray, eps: np.ndarray) -> np.ndarray:
-    """z = mean + L eps with cov = L L^T: the reparameterization for a full covariance.
+    """z = mean + C eps, cov = C C^T (Cholesky): the reparameterization for a full covariance.
 
     One row of z per row of eps.
     """
@@ -118,19 +119,19 @@ class LinearGaussianModel:
         return float(mvn_log_density(x, self.b, cov))
 
     def posterior_precision(self) -> np.ndarray:
-        """The inverse covariance of p(z | x): I (the prior's) + W^T W / s^2 (the data's).
+        """Lambda, the posterior precision (inverse covariance of p(z | x)): I + W^T W / s^2.
 
-        x does not enter.
+        I is the prior's precision and W^T W / s^2 the data's; x does not enter.
         """
         return np.eye(self.d) + self.W.T @ self.W / self.s**2
 
     def posterior(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The exact p(z | x) = N(m, S) with S = precision^-1 and m = S W^T (x - b) / s^2.
+        """The exact p(z | x) = N(m, Sigma) with Sigma = Lambda^-1, m = Sigma W^T (x - b) / s^2.
 
-        For a batch x of shape (N, D) the means are the rows of m (N, d); S is shared.
+        For a batch x of shape (N, D) the means are the rows of m (N, d); Sigma is shared.
         """
         cov = np.linalg.inv(self.posterior_precision())
-        # m^T = (x - b)^T W S (S is symmetric): one row per data point of a batch
+        # m^T = (x - b)^T W Sigma (Sigma is symmetric): one row per data point of a batch
         return (x - self.b) @ self.W @ cov / self.s**2, cov
 
     def reconstruction(self, x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> float:
@@ -153,8 +154,9 @@ class LinearGaussianModel:
         """The diagonal q = N(mean, diag exp(logvar)) with the highest ELBO, as (mean, logvar).
 
         For a Gaussian target the best factorized q keeps the posterior mean and gives each
-        z_j the variance 1 / precision_jj: smaller than the posterior's own S_jj when the
-        latents are correlated.
+        z_j the variance 1 / Lambda_jj (Lambda: the posterior precision), the variance of z_j
+        given the other latents: smaller than the posterior's own Sigma_jj when they are
+        correlated.
         For a batch x (N, D), mean and logvar are (N, d).
         """
         mean = self.posterior(x)[0]
@@ -173,7 +175,7 @@ class LinearGaussianModel:
 
 def log_weights(model: LinearGaussianModel, x: np.ndarray, mean: np.ndarray, cov: np.ndarray,
                 eps: np.ndarray) -> np.ndarray:
-    """log w = log p(x, z) - log q(z) at z = mean + L eps ~ q, one per row of eps.
+    """log w = log p(x, z) - log q(z) at z = mean + C eps ~ q (C C^T = cov), one per row of eps.
 
     E_q[log w] is the ELBO of q and log E_q[w] is log p(x): Jensen's inequality between the two.
     """

@@ -113,7 +113,7 @@ class LatentSliders(LiveExplorer):
 
 
 class LatentMap(LiveExplorer):
-    """The encoded test set of a 2-D model as a map coloured by digit, a point on it moved by
+    """The encoded test set of a 2-D model as a map colored by digit, a point on it moved by
     two sliders (or sent to a random test digit's code), and the digit decoded there."""
 
     SIZE = 300  # pixels of the map
@@ -147,7 +147,7 @@ class LatentMap(LiveExplorer):
                          (1 - z[:, 1] / self.extent) * self.SIZE / 2], axis=1)
 
     def _background(self) -> np.ndarray:
-        """White, with each code a 3 x 3 square in its digit's colour."""
+        """White, with each code a 3 x 3 square in its digit's color."""
         image = np.full((self.SIZE, self.SIZE, 3), 255, np.uint8)
         cols, rows = np.round(self.pixel(self.mu)).astype(int).T
         inside = (cols >= 1) & (cols < self.SIZE - 1) & (rows >= 1) & (rows < self.SIZE - 1)

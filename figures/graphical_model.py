@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 
-INK, OBSERVED, R = "#1a1a1a", "#d9d9d9", 0.32  # line colour, observed-node fill, node radius
+INK, OBSERVED, R = "#1a1a1a", "#d9d9d9", 0.32  # line color, observed-node fill, node radius
 
 
 def _arrow(ax, start, end, dashed=False, bend=0.0, shrink=(R, R)) -> None:

@@ -33,7 +33,7 @@ def uint8_digits(n: int, seed: int = 0) -> np.ndarray:
 
 IMAGES = uint8_digits(64)
 GREY = data.to_unit_interval(IMAGES)  # grey levels in [0, 1]: not binary data
-BINARY_MESSAGE = r"binary pixels \(0 or 1\).*binarise them first: book\.data\.observe"
+BINARY_MESSAGE = r"binary pixels \(0 or 1\).*binarize them first: book\.data\.observe"
 
 
 # --- 1. data outside the domain of a Bernoulli likelihood ------------------------------------

@@ -74,12 +74,15 @@ def test_show_source_dedents_methods_and_brings_the_definitions_used(monkeypatch
     monkeypatch.setattr("IPython.display.display", lambda m: shown.append(m.data))
     source.show_source(VAE.backward)
     assert shown[0].splitlines()[3].startswith("def backward(self")  # dedented
-    assert any("def sigmoid(" in s for s in shown)
-    assert any("def kl_to_standard_normal_grad(" in s for s in shown)
-    count = len(shown)
-    source.show_source(sigmoid)  # asked for explicitly: shown again
+    assert "<details" in shown[0]  # folded by default
+    # what it uses, in one folded block that names them
+    assert len(shown) == 2 and shown[1].startswith('<details class="book-source">')
+    assert "def sigmoid(" in shown[1] and "def kl_to_standard_normal_grad(" in shown[1]
+    assert "<code>sigmoid</code>" in shown[1].split("</summary>")[0]
+    source.show_source(sigmoid, folded=False)  # asked for explicitly: shown again, open
+    assert shown[2].startswith("From `book/numpy_vae.py`") and "<details" not in shown[2]
     source.show_source(VAE.backward)  # its dependencies were shown already
-    assert len(shown) == count + 2
+    assert len(shown) == 4
 
 
 def test_one_sample_has_a_mean_and_no_standard_error():

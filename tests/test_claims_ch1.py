@@ -93,3 +93,62 @@ def test_the_two_kls_are_written_with_their_arguments():
     prose = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     bare = re.findall(r"\\mathrm\{KL\}\(q \\,\\\|\\, p\)|\\mathrm\{KL\}\(q \\,\\\|", prose)
     assert not bare, f"a KL without its arguments: {bare}"
+
+
+# --- Issue 27 -----------------------------------------------------------------------------------
+
+def test_the_minibatch_variance_is_the_images_part_plus_the_z_part_over_s():
+    """Var[g] = (V_images + V_z / S) / B for B random images with S draws of z each (the
+    section "Why one sample per image is enough"), so that at a fixed cost B S the variance
+    (S V_images + V_z) / (B S) is smallest at S = 1."""
+    model = vi.LinearGaussianModel.random(np.random.default_rng(6), d=2, D=5, s=0.5)
+    rng = np.random.default_rng(3)
+    x = model.sample(rng, 2_000)[1]
+    mu, logvar = model.encode(x)
+    sigma = np.exp(0.5 * logvar)
+
+    def gradient(x, z):  # d log p(x | z) / dW, flattened
+        residual = x - z @ model.W.T - model.b
+        g = residual[..., :, None] * z[..., None, :] / model.s**2
+        return g.reshape(*g.shape[:-2], -1)
+
+    exact = gradient(x, mu) - (model.W * sigma[:, None, :] ** 2 / model.s**2).reshape(len(x), -1)
+    z = mu + sigma * rng.standard_normal((400, *mu.shape))  # 400 draws per image
+    one_draw = gradient(x, z)  # (400, N, 10)
+    assert np.abs(one_draw.mean(axis=0) - exact).max() < 0.1 * np.abs(exact).max()
+    v_images = np.sum(exact.var(axis=0))
+    v_z = np.mean(np.sum(one_draw.var(axis=0, ddof=1), axis=-1))
+    repeats = 4_000
+    for B, S in [(100, 1), (50, 2), (25, 4)]:
+        images = rng.integers(len(x), size=(repeats, B))
+        eps = rng.standard_normal((repeats, B, S, 2))
+        draws = mu[images][:, :, None] + sigma[images][:, :, None] * eps
+        estimates = gradient(x[images][:, :, None], draws).mean(axis=(1, 2))
+        measured = vi.total_variance(estimates)[0]
+        assert measured == pytest.approx((v_images + v_z / S) / B, rel=0.06), (B, S)
+    assert v_images > 0 and v_z > 0  # so (S V_images + V_z) / C grows with S
+
+
+def test_the_gaps_figure_draws_the_three_values_and_the_two_gaps():
+    from figures.gaps import figure
+
+    texts = " ".join(t.get_text() for t in figure().axes[0].texts)
+    for label in [r"\log p_\theta(x)", r"\mathcal{L}(q^\star_x)", r"\mathcal{L}(\theta, \phi; x)",
+                  "approximation gap", "amortization gap", "IWAE"]:
+        assert label in texts, label
+
+
+def test_the_sections_that_other_chapters_link_to_are_labeled():
+    cells = json.loads(CHAPTER.read_text())["cells"]
+    prose = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    for label in ["vi-elbo", "vi-em", "vi-amortized", "vi-loss", "vi-kl", "vi-reparameterization",
+                  "vi-one-sample", "vi-mistakes", "vi-gaps", "vi-exact", "vi-moving-q",
+                  "vi-prior-sampling", "vi-iwae", "vi-baselines", "vi-summary"]:
+        assert f"({label})=\n#" in prose, label
+    # every citation is a key of the book's bibliography
+    bib = (CHAPTER.parent.parent / "references.bib").read_text()
+    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
+    cited = {k.strip() for group in re.findall(r"\{footcite:[tp]\}`([^`]+)`", prose)
+             for k in group.split(",")}
+    assert cited and cited <= keys, cited - keys
+    assert prose.rstrip().endswith("## References\n\n```{footbibliography}\n```")

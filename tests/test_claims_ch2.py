@@ -1,5 +1,5 @@
 """Chapter 2's claims that are facts rather than runs: the mass a Bernoulli likelihood gives
-grey levels, and the published numbers the chapter quotes."""
+gray levels, and the published numbers the chapter quotes."""
 from __future__ import annotations
 
 import numpy as np
@@ -45,13 +45,13 @@ def test_the_mass_tends_to_one_half_as_p_tends_to_one_half_and_falls_away_from_i
                                [0.493, 0.472, 0.364, 0.213], atol=5e-4)
 
 
-def test_the_continuous_bernoulli_normaliser_is_the_reciprocal_and_at_least_two():
+def test_the_continuous_bernoulli_normalizer_is_the_reciprocal_and_at_least_two():
     p = np.linspace(0.001, 0.999, 999)
     y = 1 - 2 * p
     with np.errstate(invalid="ignore", divide="ignore"):
-        normaliser = np.where(y == 0, 2.0, 2 * np.arctanh(y) / y)  # Loaiza-Ganem et al.
-    np.testing.assert_allclose(normaliser * grey_level_mass(p), 1, rtol=1e-12)
-    assert np.all(normaliser >= 2)
+        normalizer = np.where(y == 0, 2.0, 2 * np.arctanh(y) / y)  # Loaiza-Ganem et al.
+    np.testing.assert_allclose(normalizer * grey_level_mass(p), 1, rtol=1e-12)
+    assert np.all(normalizer >= 2)
 
 
 def test_the_mass_refuses_what_is_no_probability():
@@ -74,3 +74,56 @@ def test_every_published_likelihood_lies_below_its_negative_elbo():
         if paper.neg_elbo is not None:
             assert paper.nats < paper.neg_elbo, paper  # -log p(x) <= -ELBO
     assert (BURDA_VAE.k, BURDA_IWAE.k) == (5000, 5000)
+
+
+# --- Issue 27: the chapter as a learner's path ---------------------------------------------------
+
+def _chapter() -> list[dict]:
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "chapters" / "02_numpy_vae.ipynb"
+    return json.loads(path.read_text())["cells"]
+
+
+def test_the_chapter_opens_for_a_learner_and_ends_with_summary_bridge_and_references():
+    cells = _chapter()
+    opening = "".join(cells[0]["source"])
+    for part in ("**You will learn**", "**You need**", "**Time**", "{doc}`01_variational_inference`",
+                 "reparameterization"):
+        assert part in opening, part
+    prose = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    # the labels other chapters link to, and the sections this one is read by
+    for label in ("numpy-sums-not-means", "numpy-grey-levels", "numpy-literature", "numpy-backward",
+                  "numpy-gaps", "numpy-summary"):
+        assert f"({label})=" in prose, label
+    assert ":name: numpy-performance" in prose and ":class: dropdown" in prose
+    assert "reparametrization" in prose  # the other spelling, once, for the site's search
+    assert "{doc}`03_conv_vae`" in prose  # the bridge
+    last = "".join(cells[-1]["source"])
+    assert cells[-1]["cell_type"] == "markdown" and last.startswith("## References")
+    assert "{footbibliography}" in last
+    # the lesson's code stays open; the set-up, parameters and imports are folded
+    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    for lesson in ("VAE.forward", "VAE.backward", "iwae.iwae_bound"):
+        assert any(f"show_source({lesson}, folded=False)" in s for s in code), lesson
+    for c in [c for c in cells if c["cell_type"] == "code"][:3]:
+        assert "hide-input" in c["metadata"].get("tags", [])
+
+
+def test_every_citation_of_the_chapter_is_in_the_bibliography_and_none_is_typed():
+    import re
+    from pathlib import Path
+
+    cells = _chapter()
+    prose = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    bib = (Path(__file__).resolve().parent.parent / "references.bib").read_text()
+    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
+    cited = re.findall(r"\{footcite:[tp]\}`([^`]+)`", prose)
+    assert cited, "the chapter cites nothing"
+    for group in cited:
+        for key in group.split(","):
+            assert key.strip() in keys, key
+    assert not re.search(r"et al\.,? \(?\d{4}", prose), "a citation typed by hand"
+    # one notation: the quadrature spacing is Delta (h is the hidden activation)
+    assert "spacing $\\Delta$" in prose and "spacing $h$" not in prose

@@ -82,17 +82,17 @@ def test_the_bounded_log_variance_cannot_overflow_whatever_the_encoder_outputs()
     assert not torch.isfinite(torch.exp(torch.tensor(89.0))), "float32 exp overflows here"
 
 
-def test_a_grey_level_cross_entropy_is_an_expectation_over_binarisations():
-    # "the NumPy chapter showed that this is an expectation over binarisations, not the
+def test_a_gray_level_cross_entropy_is_an_expectation_over_binarizations():
+    # "the NumPy chapter showed ... that this is an expectation over binarizations, not the
     # likelihood of any data": BCE(x, p) = E_{b ~ Bernoulli(x)} [-log Bernoulli(b; p)]
     generator = torch.Generator().manual_seed(0)
-    x = torch.rand(20, dtype=torch.float64, generator=generator)  # grey levels in [0, 1]
+    x = torch.rand(20, dtype=torch.float64, generator=generator)  # gray levels in [0, 1]
     logits = torch.randn(20, dtype=torch.float64, generator=generator)
     grey = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
     on = F.binary_cross_entropy_with_logits(logits, torch.ones_like(x), reduction="none")
     off = F.binary_cross_entropy_with_logits(logits, torch.zeros_like(x), reduction="none")
     torch.testing.assert_close(grey, x * on + (1 - x) * off)
-    # and not a likelihood: exp(-BCE) over all grey levels in [0, 1] integrates to less than 1
+    # and not a likelihood: exp(-BCE) over all gray levels in [0, 1] integrates to less than 1
     levels = torch.linspace(0, 1, 10_001, dtype=torch.float64)
     p = torch.full_like(levels, 0.7)
     mass = torch.trapezoid(torch.exp(-F.binary_cross_entropy(p, levels, reduction="none")),
@@ -139,3 +139,70 @@ def test_the_floor_is_above_the_best_gaussian_of_an_always_black_pixel():
     # cell "What the floor costs": 1 / (256 sqrt 12) ~ 0.00113 < 1 / (256 sqrt(2 pi)) ~ 0.00156
     best, floor = 1 / (256 * np.sqrt(12)), ConvConfig().sigma_floor
     assert round(best, 5) == 0.00113 and round(floor, 5) == 0.00156 and best < floor
+
+
+def test_a_density_of_dequantized_data_bounds_the_probability_of_the_gray_levels():
+    # "Dequantization": P(pixel) = 256^-D E_u p((pixel + u) / 256), and by Jensen
+    # log P(pixel) >= E_u log p((pixel + u) / 256) - D log 256; so the bits per dimension of
+    # the density bound the bits of the discrete gray levels. For a Gaussian density of one
+    # pixel (D = 1), P(pixel) exactly from its CDF, the right side by quadrature over u.
+    from book.conv_vae import bits_per_dimension
+
+    def cdf(x, mean, sigma):
+        return 0.5 * math.erfc(-(x - mean) / (sigma * math.sqrt(2)))
+
+    def log_density(x, mean, sigma):
+        return -0.5 * ((x - mean) / sigma) ** 2 - math.log(sigma * math.sqrt(2 * math.pi))
+
+    u = (np.arange(2000) + 0.5) / 2000  # midpoints of [0, 1)
+    for mean, sigma in [(0.3, 0.2), (0.0, 0.002), (0.5, 0.0015), (1.0, 0.05)]:
+        for pixel in (0, 1, 77, 128, 255):
+            exact = cdf((pixel + 1) / 256, mean, sigma) - cdf(pixel / 256, mean, sigma)
+            log_p_exact = math.log(max(exact, 1e-300))
+            bound = log_density((pixel + u) / 256, mean, sigma).mean() - math.log(256)
+            assert log_p_exact >= bound - 1e-9, (mean, sigma, pixel)
+            # and in bits per dimension: the density's number is the larger
+            bits_discrete = -log_p_exact / np.log(2)
+            assert bits_per_dimension(-(bound + np.log(256)), dims=1) >= bits_discrete - 1e-9
+    # equality when the density is constant over the pixel's interval (uniform: 8 bits)
+    assert bits_per_dimension(0.0) == pytest.approx(8.0)
+
+
+def test_the_chapter_opens_for_a_learner_and_ends_with_summary_bridge_and_references():
+    # Issue 27: goals, prerequisites and time first; a summary, a bridge to chapter 4 and the
+    # references last; the sections other pages link to carry their labels.
+    cells = json.loads(CHAPTER.read_text())["cells"]
+    opening = "".join(cells[0]["source"])
+    for part in ("**You will learn**", "**You need**", "**Time**", "{doc}`02_numpy_vae`"):
+        assert part in opening, part
+    prose = "\n".join(chapter_cells("markdown"))
+    for label in ("conv-likelihood", "conv-sigma-floor", "conv-gaussian", "conv-model",
+                  "conv-training", "conv-summary"):
+        assert f"({label})=" in prose, label
+    assert "{doc}`04_comparison`" in prose  # the bridge
+    last = cells[-1]
+    assert last["cell_type"] == "markdown" and "".join(last["source"]).startswith("## References")
+    assert "{footbibliography}" in "".join(last["source"])
+
+
+def test_every_citation_of_the_chapter_is_in_the_bibliography_and_none_is_typed():
+    import re
+
+    prose = "\n".join(chapter_cells("markdown"))
+    bib = (CHAPTER.parent.parent / "references.bib").read_text()
+    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
+    cited = re.findall(r"\{footcite:[tp]\}`([^`]+)`", prose)
+    assert cited, "the chapter cites nothing"
+    for group in cited:
+        for key in group.split(","):
+            assert key.strip() in keys, key
+    assert not re.search(r"et al\.,? \(?\d{4}", prose), "a citation typed by hand"
+
+
+def test_the_chapter_is_in_us_spelling_and_names_the_other_spellings_once():
+    prose = "\n".join(chapter_cells("markdown")).lower()
+    for uk in ("binaris", "dequantis", "normalis", "optimis", "amortis", "neighbour", "learnt",
+               "colour", "centre", "grey level"):
+        assert uk not in prose, uk
+    assert "also spelled reparametrization" in prose
+    assert "also spelled grey" in prose

@@ -1,5 +1,5 @@
 """The appendix's corrected claims (issue 26), each proved where it can fail: the squared error's
-sigma_x in both of its forms, the published number the copy of the grey levels is set beside,
+sigma_x in both of its forms, the published number the copy of the gray levels is set beside,
 what beta = 784 leaves of the code, and how wrong the exp(sigma^2) KL is.
 """
 from __future__ import annotations
@@ -64,7 +64,7 @@ def test_f_mse_loss_s_default_mean_is_the_weight_1_over_d_and_sigma_x_19_8():
     assert not gaussian_up_to_a_constant(mistakes.mse_mean_reconstruction, sigma_sum)
 
 
-def test_a_fixed_sigma_x_pays_its_normaliser_whatever_the_mean():
+def test_a_fixed_sigma_x_pays_its_normalizer_whatever_the_mean():
     # -log N(x; m, sigma^2) >= log sigma + log(2 pi) / 2 per pixel: a bound on the bits per
     # dimension of any decoder with that sigma_x, above the uniform density's 8 for both forms
     bits = {w: bits_per_dimension(D * (math.log(mistakes.mse_sigma(w))
@@ -98,12 +98,13 @@ def test_the_docstring_says_which_squared_error_means_0_71():
 # --- WRONG 6: 86.76 nats is Burda et al.'s one-layer VAE, not their best ------------------------
 
 
-def test_the_copy_of_the_grey_levels_is_set_beside_burda_s_one_layer_vae():
+def test_the_copy_of_the_gray_levels_is_set_beside_burda_s_one_layer_vae():
     assert BURDA_VAE.nats == 86.76 and "1 stochastic layer" in BURDA_VAE.model
     assert BURDA_IWAE.nats < BURDA_VAE.nats  # the same table has better: 86.76 is not the best
     text = prose()
     assert "Burda et al.'s best" not in text
-    assert "Burda et al.'s one-layer VAE (86.76 nats)" in " ".join(text.split())
+    assert "the one-layer VAE of {footcite:t}`burda2016importance` (86.76 nats)" in " ".join(
+        text.split())
 
 
 # --- WRONG 7: beta = 784 leaves at most one active dimension, which is what the cell asserts ----
@@ -145,6 +146,33 @@ def test_the_prior_kl_is_written_with_its_arguments():
 
 def test_the_symptom_table_names_the_blur_that_no_code_fixes():
     (row,) = [line for line in prose().splitlines() if line.startswith("| Reconstructions are")]
-    assert "factorised decoder" in row
+    assert "factorized decoder" in row
     for remedy in ("show a sample", "smaller $\\sigma_x$", "more expressive decoder"):
         assert remedy in row, remedy
+
+
+# --- Issue 27: the appendix links to each derivation instead of re-deriving it ----------------
+
+DERIVATIONS = {  # the appendix's section: the label of the place that derives the correct form
+    "mistake-pixel-mean": "numpy-sums-not-means", "mistake-kl-formula": "vi-mistakes",
+    "mistake-reparameterization": "vi-mistakes", "mistake-bernoulli-grey": "numpy-grey-levels",
+    "mistake-no-floor": "conv-sigma-floor", "mistake-collapse": "comparison-collapse",
+    "mistake-prior-holes": "aggregate-posterior"}
+
+
+def test_each_section_links_to_the_labeled_place_that_derives_its_correct_form():
+    chapters = " ".join(p.read_text() for p in (ROOT / "chapters").glob("*.ipynb"))
+    sections = re.split(r"\(mistake-", "\n".join(cells("markdown")))
+    for section, label in DERIVATIONS.items():
+        (text,) = [s for s in sections if s.startswith(section.removeprefix("mistake-") + ")=")]
+        assert f"{{ref}}`{label}`" in text, (section, label)
+        assert f"({label})=" in chapters, f"no section is labeled {label}"
+
+
+def test_beta_and_a_fixed_sigma_x_are_one_knob():
+    """Weighting the KL by beta with sigma_x fixed is the plain ELBO with sigma_x^2 times beta."""
+    rng = np.random.default_rng(0)
+    residual2, kl, sigma2, beta = rng.uniform(1, 9, 4)
+    weighted = residual2 / (2 * sigma2) + beta * kl
+    assert weighted == pytest.approx(beta * (residual2 / (2 * beta * sigma2) + kl))
+    assert "one knob" in " ".join(" ".join(cells("markdown")).split())

@@ -1,6 +1,6 @@
 """The comparison chapter's models and measurements: the Bernoulli mixture and its EM, PPCA's
 closed form, the autoencoder, active units of a model with known dead units, and the
-amortisation gap."""
+amortization gap."""
 from __future__ import annotations
 
 import itertools
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from book import amortisation, iwae, latent, mixture, ppca, train
+from book import amortization, iwae, latent, mixture, ppca, train
 from book.gaussian import gaussian_log_density, standard_normal_log_density
 from book.conv_vae import ConvAutoencoder, ConvConfig, ConvVAE
 
@@ -101,7 +101,7 @@ def test_an_empty_component_without_smoothing_gives_no_nan():
 
 
 def test_mixture_rejects_grey_levels_and_unflattened_images():
-    with pytest.raises(ValueError, match="binarise"):
+    with pytest.raises(ValueError, match="binarize"):
         mixture.fit_mixture(np.full((5, 4), 0.5), 2, iterations=1, progress=False)
     with pytest.raises(ValueError, match="reshape"):
         mixture.fit_mixture(np.zeros((5, 2, 2)), 2, iterations=1, progress=False)
@@ -167,7 +167,7 @@ def test_ppca_needs_noise_and_a_valid_q():
     with pytest.raises(ValueError, match="0 < d < D"):
         ppca.fit_ppca(np.zeros((10, 3)), 3)
     flat = np.repeat(np.arange(10.0)[:, None], 3, axis=1)  # rank 1: no variance beyond d = 1
-    with pytest.raises(ValueError, match="dequantise"):
+    with pytest.raises(ValueError, match="dequantize"):
         ppca.fit_ppca(flat, 1)
 
 
@@ -233,7 +233,7 @@ def test_active_units_of_a_model_with_known_dead_units():
     assert latent.active_units(np.array([[0.0], [1.0]]), threshold=0.25) == 0
 
 
-# --- the amortisation gap -------------------------------------------------------------------
+# --- the amortization gap -------------------------------------------------------------------
 
 
 def test_fitting_q_per_example_raises_the_elbo_and_leaves_the_model_alone():
@@ -243,9 +243,9 @@ def test_fitting_q_per_example_raises_the_elbo_and_leaves_the_model_alone():
     with torch.no_grad():  # a poor encoder: every mean 3 away from the prior's, for no reason
         model.encoder[-1].bias[:4] += 3.0
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    encoder = amortisation.elbo(model, x, samples=500)
-    posterior = amortisation.fit_posterior(model, x, steps=100, lr=0.05, progress=False)
-    best = amortisation.elbo(model, x, posterior, samples=500)
+    encoder = amortization.elbo(model, x, samples=500)
+    posterior = amortization.fit_posterior(model, x, steps=100, lr=0.05, progress=False)
+    best = amortization.elbo(model, x, posterior, samples=500)
     # the KL alone of a mean 3 away is 4.5 nats per dimension, 18 in all; most of it is won
     assert np.all(best > encoder + 10.0), best - encoder
     assert posterior[0].shape == (6, 4) and posterior[1].shape == (6, 4)
@@ -260,7 +260,7 @@ def test_elbo_of_the_encoder_is_the_mean_log_weight_and_matches_the_loss_terms()
     with torch.no_grad():  # means 2 away from the prior's: a KL of about 6 nats to get right
         model.encoder[-1].bias[:3] += 2.0
     x = torch.rand(4, 1, 28, 28).bernoulli()
-    many = amortisation.elbo(model, x, samples=4000)
+    many = amortization.elbo(model, x, samples=4000)
     with torch.no_grad():
         terms = model(x.repeat(4000, 1, 1, 1), torch.randn(16000, 3))
         log_w = iwae.log_importance_weights(model, x, torch.randn(4000, 4, 3)).double()

@@ -115,21 +115,21 @@ def test_encoder_log_variance_is_bounded():
     assert torch.isfinite(logvar).all() and logvar.max().item() <= LOGVAR_BOUND
 
 
-def test_observations_are_binary_or_dequantised():
+def test_observations_are_binary_or_dequantized():
     images_u8 = torch.as_tensor(images(50))
     generator = torch.Generator().manual_seed(0)
     binary = training.observe(ConvVAE(SMALL), images_u8, generator)
     assert binary.shape == (50, 1, 28, 28)
     assert set(binary.unique().tolist()) == {0.0, 1.0}
     assert abs(binary.mean().item() - images_u8.float().mean().item() / 255) < 0.01
-    dequantised = training.observe(ConvVAE(ConvConfig(likelihood="gaussian")), images_u8,
+    dequantized = training.observe(ConvVAE(ConvConfig(likelihood="gaussian")), images_u8,
                                    generator)
     pixel = images_u8.unsqueeze(1).float()
-    assert ((dequantised * 256 >= pixel) & (dequantised * 256 < pixel + 1)).all()
+    assert ((dequantized * 256 >= pixel) & (dequantized * 256 < pixel + 1)).all()
 
 
 def test_bits_per_dimension_of_a_uniform_density_is_eight():
-    # the uniform density on [0, 1)^784 has log p = 0: 8 bits for each of 256 grey levels
+    # the uniform density on [0, 1)^784 has log p = 0: 8 bits for each of 256 gray levels
     assert bits_per_dimension(0.0) == pytest.approx(8.0)
     assert bits_per_dimension(-784 * np.log(2)) == pytest.approx(7.0)
 

@@ -163,7 +163,7 @@ def test_a_drawn_digits_exact_posterior_and_a_moved_q_are_pytorchs(
     held = page.evaluate(f"{API}.exact.bestStats.longestSliceMs")
     assert held < 50, f"optimising q held the page for {held:.0f} ms"
     # a lower bound: the optimiser can stop at a local maximum
-    assert "amortisation gap \u2265" in page.locator(".vae-explorer .vx-numbers").inner_text()
+    assert "amortization gap \u2265" in page.locator(".vae-explorer .vx-numbers").inner_text()
     page.locator(".vae-explorer").screenshot(path=str(screenshots / "posterior_1280.png"))
     page.close()
     assert not problems, problems

@@ -158,10 +158,10 @@ def test_a_model_trained_with_the_variance_sampler_reports_a_better_elbo_than_it
     assert reported < honest - 1
 
 
-# --- grey levels for a Bernoulli likelihood: caught by the likelihood's domain ----------------
+# --- gray levels for a Bernoulli likelihood: caught by the likelihood's domain ----------------
 
 
-def test_the_likelihood_s_domain_catches_grey_levels(digits, reference):
+def test_the_likelihood_s_domain_catches_gray_levels(digits, reference):
     grey = train.fixed_observations(digits[1], "grey").flatten(1)
     with pytest.raises(ValueError, match="binary pixels"):
         data.require_binary(grey)
@@ -173,7 +173,7 @@ def test_the_likelihood_s_domain_catches_grey_levels(digits, reference):
     wrong = mistakes.bernoulli_on_grey(grey, torch.zeros_like(grey))  # no refusal
     assert torch.isfinite(wrong).all()
     data.require_binary(train.fixed_observations(digits[1], "binary"))  # binary: accepted
-    # what copying the grey levels scores: below any model of binary digits
+    # what copying the gray levels scores: below any model of binary digits
     p = grey.double().clamp(1e-12, 1 - 1e-12)
     floor = -(p * p.log() + (1 - p) * (1 - p).log()).sum(-1)
     assert torch.allclose(mistakes.bernoulli_on_grey(grey.double(), torch.logit(p)), floor)
@@ -280,7 +280,7 @@ def test_the_kl_per_dimension_shows_the_strong_decoder_s_code_carrying_less(digi
 
 def test_the_aggregate_posterior_catches_the_kl_divided_by_the_data_set(digits, binary_test):
     plane = MLPConfig(hidden=128, z_dim=2)
-    beta = mistakes.dataset_normalised_beta(100, len(digits[0]))
+    beta = mistakes.dataset_normalized_beta(100, len(digits[0]))
     book = fit(mistakes.VariantVAE(plane, seed=0), digits)
     buggy = fit(mistakes.VariantVAE(plane, seed=0), digits, beta=beta)
     z = np.random.default_rng(0).standard_normal((1000, 2))
@@ -289,7 +289,7 @@ def test_the_aggregate_posterior_catches_the_kl_divided_by_the_data_set(digits, 
     assert share["buggy"] > max(0.5, share["book"])
 
 
-# --- normalisation: caught by the same examples in batches of other sizes ---------------------
+# --- normalization: caught by the same examples in batches of other sizes ---------------------
 
 
 def test_the_loss_per_image_must_not_change_with_the_batch_or_the_data_set(reference,
@@ -300,10 +300,10 @@ def test_the_loss_per_image_must_not_change_with_the_batch_or_the_data_set(refer
     assert np.isclose(terms.loss.item(), np.mean([h.loss.item() for h in halves]))
     assert np.isclose(mistakes.batch_sum_loss(terms).item(),
                       2 * np.mean([mistakes.batch_sum_loss(h).item() for h in halves]))
-    per_data_set = [mistakes.dataset_normalised_loss(terms, n).item() for n in (8000, 60_000)]
+    per_data_set = [mistakes.dataset_normalized_loss(terms, n).item() for n in (8000, 60_000)]
     assert not np.isclose(*per_data_set)
-    beta = mistakes.dataset_normalised_beta(100, 60_000)
-    assert torch.isclose(mistakes.dataset_normalised_loss(terms, 60_000),
+    beta = mistakes.dataset_normalized_beta(100, 60_000)
+    assert torch.isclose(mistakes.dataset_normalized_loss(terms, 60_000),
                          (terms.recon + beta * terms.kl).mean())
 
 

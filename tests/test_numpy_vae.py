@@ -118,13 +118,13 @@ def test_adam_takes_the_same_steps_as_torch_adam():
     assert adam_difference(VAE(TINY, seed=0, dtype=np.float64), batches, lr=0.01) < 1e-13
 
 
-def test_adam_comparison_notices_a_different_optimiser(monkeypatch):
+def test_adam_comparison_notices_a_different_optimizer(monkeypatch):
     """A NumPy Adam without bias correction of v must not pass as torch's."""
     real_step = numpy_train.Adam.step
 
     def no_bias_correction(self, grad):
         real_step(self, grad)
-        self.params += 1e-3 * self.m  # a small change to every step: still a working optimiser
+        self.params += 1e-3 * self.m  # a small change to every step: still a working optimizer
 
     monkeypatch.setattr(numpy_train.Adam, "step", no_bias_correction)
     batches = [batch(TINY, 8, seed=step) for step in range(20)]
@@ -226,7 +226,7 @@ def test_training_records_what_it_trained_on(monkeypatch):
     assert history.epochs == pytest.approx([50 / 30, 100 / 30, 5])
     per_epoch = 3  # steps of 10 images
     epochs = [np.concatenate([x for x, *_ in steps[i:i + per_epoch]]) for i in range(0, 15, per_epoch)]
-    assert set(np.unique(epochs[0])) == {0.0, 1.0}  # binarised, though x_train is grey
+    assert set(np.unique(epochs[0])) == {0.0, 1.0}  # binarized, though x_train is gray
     assert rows(epochs[0]) != rows(epochs[1])  # a new draw every epoch
     for record, (first, last) in enumerate([(0, 5), (5, 10), (10, 15)]):  # steps
         chunk = steps[first:last]

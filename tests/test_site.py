@@ -245,3 +245,111 @@ def test_one_search_field_at_1280px_and_a_search_button_that_works_on_a_phone(
     phone.wait_for_selector("#search-results li a", timeout=15_000)
     phone.close()
     assert not problems, problems
+
+
+# --- Pages that teach (issue 27): code in its place, nothing cut, figures legible -------------
+
+# The share of a chapter's page height in code as the page first opens: code cells' inputs (a
+# hidden input shows only its one-line toggle) and the library source that show_source prints
+# (a Python block in an output; a folded one shows only its summary line), over the article's
+# height. Printed results (stream output) are not code.
+_CODE_SHARE = """() => {
+    const article = document.querySelector('article.bd-article');
+    const height = e => e.getBoundingClientRect().height;
+    // Chromium still gives the contents of a closed <details> their full height: skip them.
+    const folded = e => e.parentElement.closest('details:not([open])') !== null;
+    let code = 0;
+    for (const input of article.querySelectorAll('.cell_input')) if (!folded(input)) code += height(input);
+    // a hidden input shows its one-line toggle ("Show code cell source")
+    for (const toggle of article.querySelectorAll('details.above-input:not([open])')) code += height(toggle);
+    for (const block of article.querySelectorAll('.cell_output details.book-source')) if (!folded(block)) code += height(block);
+    for (const block of article.querySelectorAll('.cell_output div.highlight-python')) {
+        if (!block.closest('details.book-source') && !folded(block)) code += height(block);
+    }
+    return code / height(article);
+}"""
+
+CHAPTERS = [entry for entry in toc_files() if entry.startswith("chapters/")]
+
+
+@pytest.mark.parametrize("entry", CHAPTERS)
+def test_code_takes_at_most_a_quarter_of_each_chapter_at_1280px(site, served, browser, entry):
+    """The set-up, budget and import cells show folded, library source is folded under a summary
+    line, and the code that is the lesson stays open: at most 25% of the page is code."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{served}/{entry}.html", wait_until="networkidle")
+    share = page.evaluate(_CODE_SHARE)
+    page.close()
+    assert share <= 0.25, f"{entry}: code takes {share:.0%} of the page at 1280 px"
+
+
+# What is wider than its box on the page as it stands: tables, display equations and figures,
+# each with whether it scrolls inside its box with the cue of book.css (a gradient background).
+_CUT = """() => {
+    const article = document.querySelector('article.bd-article');
+    const found = [];
+    const boxes = [...article.querySelectorAll('.pst-scrollable-table-container, table, div.math, .cell_output img')];
+    for (const element of boxes) {
+        if (!element.getClientRects().length) continue;  // folded away
+        const box = element.tagName === 'IMG' ? element.parentElement : element;
+        const wide = element.tagName === 'IMG'
+            ? element.getBoundingClientRect().width > box.clientWidth + 1
+            : element.scrollWidth > element.clientWidth + 1;
+        if (!wide) continue;
+        const style = getComputedStyle(box);
+        const cue = ['auto', 'scroll'].includes(style.overflowX) && style.backgroundImage.includes('gradient');
+        if (!cue) found.push(`${element.tagName.toLowerCase()} ${element.scrollWidth} px in ${box.clientWidth} px: `
+                             + element.textContent.replace(/\\s+/g, ' ').trim().slice(0, 60));
+    }
+    return found;
+}"""
+
+# Figures shown at less than 60% of the size they were drawn for.
+_SHRUNK = """() => [...document.querySelectorAll('article.bd-article .cell_output img')]
+    .filter(img => img.naturalWidth && img.getClientRects().length)
+    .filter(img => img.getBoundingClientRect().width < 0.6 * img.naturalWidth - 1)
+    .map(img => `${Math.round(img.getBoundingClientRect().width)} of ${img.naturalWidth} px: ${img.src.split('/').pop()}`)"""
+
+
+@pytest.mark.parametrize("entry", toc_files())
+def test_figures_tables_and_equations_are_legible_and_never_cut_silently(site, served, browser,
+                                                                          entry):
+    """At 1280 px no figure is shown below 60% of its drawn size; at 390 px (a phone) neither,
+    and a table, display equation or figure wider than the column scrolls inside its own box
+    with a visible cue rather than being cut."""
+    for width, height in ((1280, 800), (390, 844)):
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(f"{served}/{entry}.html", wait_until="networkidle")
+        _typeset(page, site / f"{entry}.html")
+        page.wait_for_function("[...document.images].every(i => i.complete)")
+        page.wait_for_timeout(300)  # book.js fits the figures once they are loaded
+        shrunk, cut = page.evaluate(_SHRUNK), page.evaluate(_CUT)
+        page.close()
+        assert not shrunk, f"{entry} at {width} px: figures below 60% of their size: {shrunk}"
+        assert not cut, f"{entry} at {width} px: cut without a scroll cue: {cut}"
+
+
+# One spelling, so that one search finds every page: each term, searched on the site, finds every
+# chapter whose text uses it (a chapter in UK spelling would be missing from the results).
+SEARCH_TERMS = ("amortization", "reparameterization", "binarized", "dequantization", "gray")
+
+
+@pytest.mark.parametrize("term", SEARCH_TERMS)
+def test_the_site_search_finds_a_term_in_every_chapter_that_uses_it(site, served, browser, term):
+    import json as _json
+
+    using = set()
+    for entry in CHAPTERS:
+        cells = _json.loads((site.parent.parent / f"{entry}.ipynb").read_text())["cells"]
+        if any(term in "".join(c["source"]).lower() for c in cells if c["cell_type"] == "markdown"):
+            using.add(entry.split("/")[-1])
+    assert using, f"no chapter uses {term!r}"
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{served}/search.html?q={term}", wait_until="networkidle")
+    page.wait_for_function("/found|finished/i.test(document.querySelector("
+                           "'#search-results .search-summary')?.textContent || '')",
+                           timeout=15_000)  # the search has finished, not only begun
+    found = {href.split("/")[-1].split(".html")[0] for href in page.eval_on_selector_all(
+        "#search-results li a", "links => links.map(a => a.getAttribute('href'))")}
+    page.close()
+    assert using <= found, f"searching {term!r} misses {sorted(using - found)}"

@@ -626,13 +626,13 @@
   }
 
   // The best diagonal Gaussian q for this digit that the page can find (the decoder fixed):
-  // the per-digit optimisation of chapter 4's amortisation gap, on the grid. Newton's method
+  // the per-digit optimization of chapter 4's amortization gap, on the grid. Newton's method
   // on the grid ELBO (newtonAscent) from two starts, the encoder's q and the Gaussian on the
   // posterior's mean with the mean-field variances 1 / Lambda_jj (Lambda the inverse of the
   // posterior's covariance: the best diagonal Gaussian when the posterior is Gaussian), each
   // until an iteration raises the ELBO by less than 1e-6 nats; keeps the better. Both can
   // stop at a local maximum (a posterior with two modes), so the gain over the encoder's
-  // ELBO is a lower bound on the digit's amortisation gap. A generator, like exactPosterior;
+  // ELBO is a lower bound on the digit's amortization gap. A generator, like exactPosterior;
   // its value: {mu, logvar, elbo, converged, start ("encoder" or "posterior"), starts}.
   function* bestGaussian(posterior, q, options) {
     const { grid, mean, cov } = posterior;
@@ -892,7 +892,7 @@
       } else {
         lines.push(`your q: ${terms(mine)}`, `  gap ${f(mine.gap)}`);
       }
-      if (exact.optimising) lines.push("optimising q for this digit ...");
+      if (exact.optimising) lines.push("optimizing q for this digit ...");
       if (exact.best) {
         const best = exact.bestElbo;
         if (!onGrid(best) || !Number.isFinite(best.elbo)) {
@@ -900,7 +900,7 @@
         } else {
           lines.push(`best diagonal q found: ELBO ${f(best.elbo)}, gap ${f(best.gap)}`);
           if (onGrid(encoder)) {
-            lines.push(`  amortisation gap \u2265 ${f(best.elbo - encoder.elbo)}`);
+            lines.push(`  amortization gap \u2265 ${f(best.elbo - encoder.elbo)}`);
           }
         }
       }
@@ -1006,7 +1006,7 @@
       if (exact.posterior && board.hasPointerCapture(event.pointerId)) moveMine(boardLatent(event));
     });
     for (const s of scales) s.addEventListener("input", () => moveMine(null));
-    // Optimise q for the digit, in slices (as the posterior), so that the page stays
+    // Optimize q for the digit, in slices (as the posterior), so that the page stays
     // responsive; a new digit (study) or Clear (forget) cancels it.
     $("best").addEventListener("click", () => {
       if (!exact.posterior || exact.optimising) return;

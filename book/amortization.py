@@ -1,13 +1,13 @@
-"""The amortisation gap: how much ELBO the encoder gives away by guessing q(z | x) in one pass.
+"""The amortization gap: how much ELBO the encoder gives away by guessing q(z | x) in one pass.
 
-An encoder is *amortised* inference: one network outputs q(z | x) = N(mu, diag sigma^2) for
+An encoder is *amortized* inference: one network outputs q(z | x) = N(mu, diag sigma^2) for
 every x at the cost of a forward pass. The best Gaussian for one particular x can be found
-instead by optimising its own (mu, log sigma^2) to maximise that x's ELBO, with the decoder
+instead by optimizing its own (mu, log sigma^2) to maximize that x's ELBO, with the decoder
 fixed, as variational inference did before VAEs (stochastic VI: Hoffman et al., 2013). For a
 trained model (Cremer, Li & Duvenaud, 2018, "Inference Suboptimality in VAEs"):
 
     log p(x) - ELBO_encoder  =  [log p(x) - ELBO_best]  +  [ELBO_best - ELBO_encoder]
-                                 approximation gap          amortisation gap
+                                 approximation gap          amortization gap
 
 The first is what no diagonal Gaussian can close; the second is the encoder's own shortfall.
 The ELBO here is the mean of the book's importance weights (``book.iwae``), not a second
@@ -27,7 +27,7 @@ from book.iwae import MAX_CHUNK_ELEMENTS, log_importance_weights
 def fit_posterior(model: Any, x: torch.Tensor, *, steps: int = 300, samples: int = 16,
                   lr: float = 0.05, seed: int = 0,
                   progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each example's own (mu, logvar), maximising its ELBO by Adam with the model fixed.
+    """Each example's own (mu, logvar), maximizing its ELBO by Adam with the model fixed.
 
     Starts from the encoder's output; every step averages the ELBO over ``samples`` fresh
     draws of z per example. The examples do not interact (the loss is a sum of their ELBOs),
