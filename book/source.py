@@ -34,7 +34,7 @@ def source_markdown(obj: Any, folded: bool = False) -> str:
     Methods are dedented, so that a method reads like a function.
     """
     source = textwrap.dedent(inspect.getsource(obj)).rstrip()
-    path = Path(inspect.getsourcefile(obj))
+    path = Path(inspect.getsourcefile(inspect.unwrap(obj)))  # its own file, not a decorator's
     where = f"{path.parent.name}/{path.name}"
     block = f"```python\n{source}\n```"
     if not folded:

@@ -353,3 +353,12 @@ def test_the_site_search_finds_a_term_in_every_chapter_that_uses_it(site, served
         "#search-results li a", "links => links.map(a => a.getAttribute('href'))")}
     page.close()
     assert using <= found, f"searching {term!r} misses {sorted(using - found)}"
+
+
+@pytest.mark.parametrize("entry", CHAPTERS)
+def test_no_page_shows_a_progress_bars_updates(site, entry):
+    """Training logs on the website end in the line each chapter prints: tqdm's bars (stderr),
+    one line per update when rendered, are removed from the pages (``nb_output_stderr``)."""
+    html = (site / f"{entry}.html").read_text(encoding="utf-8")
+    bars = re.findall(r"\d+%\|[^|<]*\|\s*\d+/\d+", html)
+    assert not bars, f"{entry} shows {len(bars)} progress-bar lines, e.g. {bars[0]!r}"
