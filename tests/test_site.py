@@ -288,7 +288,7 @@ def test_code_takes_at_most_a_quarter_of_each_chapter_at_1280px(site, served, br
 _CUT = """() => {
     const article = document.querySelector('article.bd-article');
     const found = [];
-    const boxes = [...article.querySelectorAll('.pst-scrollable-table-container, table, div.math, .cell_output img')];
+    const boxes = [...article.querySelectorAll('.pst-scrollable-table-container, table, div.math, mjx-container[display="true"], .cell_output img')];
     for (const element of boxes) {
         if (!element.getClientRects().length) continue;  // folded away
         const box = element.tagName === 'IMG' ? element.parentElement : element;
