@@ -185,20 +185,6 @@ def test_the_chapter_opens_for_a_learner_and_ends_with_summary_bridge_and_refere
     assert "{footbibliography}" in "".join(last["source"])
 
 
-def test_every_citation_of_the_chapter_is_in_the_bibliography_and_none_is_typed():
-    import re
-
-    prose = "\n".join(chapter_cells("markdown"))
-    bib = (CHAPTER.parent.parent / "references.bib").read_text()
-    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
-    cited = re.findall(r"\{footcite:[tp]\}`([^`]+)`", prose)
-    assert cited, "the chapter cites nothing"
-    for group in cited:
-        for key in group.split(","):
-            assert key.strip() in keys, key
-    assert not re.search(r"et al\.,? \(?\d{4}", prose), "a citation typed by hand"
-
-
 def test_the_chapter_is_in_us_spelling_and_names_the_other_spellings_once():
     prose = "\n".join(chapter_cells("markdown")).lower()
     for uk in ("binaris", "dequantis", "normalis", "optimis", "amortis", "neighbour", "learnt",
