@@ -39,12 +39,21 @@ def source_markdown(obj: Any, folded: bool = False) -> str:
     block = f"```python\n{source}\n```"
     if not folded:
         return f"From `{where}`:\n\n{block}"
-    name = getattr(obj, "__qualname__", obj.__name__)
     lines = source.count("\n") + 1
-    # Blank lines around the fence: CommonMark (Jupyter, Colab) and MyST (the website) then
-    # parse the code as Markdown inside the HTML element.
-    return (f'<details class="book-source"><summary>From <code>{where}</code>: '
-            f"<code>{name}</code> ({lines} lines)</summary>\n\n{block}\n\n</details>")
+    summary = f"From <code>{where}</code>: <code>{_name(obj)}</code> ({lines} lines)"
+    return _folded(summary, block)
+
+
+def _name(obj: Any) -> str:
+    return getattr(obj, "__qualname__", obj.__name__)
+
+
+def _folded(summary: str, markdown: str) -> str:
+    """``markdown`` inside a ``<details>`` element opened by a click on ``summary``."""
+    # Blank lines around the content: CommonMark (Jupyter, Colab) and MyST (the website) then
+    # parse it as Markdown inside the HTML element.
+    return (f'<details class="book-source"><summary>{summary}</summary>\n\n{markdown}\n\n'
+            "</details>")
 
 
 def _names(code: types.CodeType) -> list[str]:
@@ -96,8 +105,7 @@ def show_source(*objs: Any, folded: bool = True) -> None:
 def dependencies_markdown(objs: list[Any]) -> str:
     """The sources of the definitions a shown function uses, in one folded block whose summary
     names them (a chapter's page shows one line for them, not one per definition)."""
-    names = ", ".join(f"<code>{getattr(o, '__qualname__', o.__name__)}</code>" for o in objs)
-    blocks = "\n\n".join(source_markdown(obj) for obj in objs)
+    names = ", ".join(f"<code>{_name(obj)}</code>" for obj in objs)
     what = "the definition" if len(objs) == 1 else f"{len(objs)} definitions"
-    return (f'<details class="book-source"><summary>It uses {what} of the book: {names}'
-            f"</summary>\n\n{blocks}\n\n</details>")
+    return _folded(f"It uses {what} of the book: {names}",
+                   "\n\n".join(source_markdown(obj) for obj in objs))
