@@ -7,6 +7,7 @@ no code block, printed output or display equation may be wider than the column i
 """
 from __future__ import annotations
 
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -336,11 +337,9 @@ SEARCH_TERMS = ("amortization", "reparameterization", "binarized", "dequantizati
 
 @pytest.mark.parametrize("term", SEARCH_TERMS)
 def test_the_site_search_finds_a_term_in_every_chapter_that_uses_it(site, served, browser, term):
-    import json as _json
-
     using = set()
     for entry in CHAPTERS:
-        cells = _json.loads((site.parent.parent / f"{entry}.ipynb").read_text())["cells"]
+        cells = json.loads((site.parent.parent / f"{entry}.ipynb").read_text())["cells"]
         if any(term in "".join(c["source"]).lower() for c in cells if c["cell_type"] == "markdown"):
             using.add(entry.split("/")[-1])
     assert using, f"no chapter uses {term!r}"
