@@ -7,8 +7,9 @@ that catches it; ``tests/test_mistakes.py`` proves that every check fails on its
 passes on the book's code. Do not copy code from here.
 
 This module sits on top of the book's layers: it imports the rest of ``book/``, and nothing in
-``book/`` imports it. ``VariantVAE`` with no variant, its ``book_model`` and the checks at the
-end (as the appendix applies them) are correct code; everything else is wrong on purpose.
+``book/`` imports it but ``book.exercises``, whose checkers name these faults in their hints.
+``VariantVAE`` with no variant, its ``book_model`` and the checks at the end (as the appendix
+applies them) are correct code; everything else is wrong on purpose.
 """
 from __future__ import annotations
 

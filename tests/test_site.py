@@ -361,3 +361,47 @@ def test_no_page_shows_a_progress_bars_updates(site, entry):
     html = (site / f"{entry}.html").read_text(encoding="utf-8")
     bars = re.findall(r"\d+%\|[^|<]*\|\s*\d+/\d+", html)
     assert not bars, f"{entry} shows {len(bars)} progress-bar lines, e.g. {bars[0]!r}"
+
+
+# Each chapter's exercises: the statements, the derivations folded in dropdown admonitions
+# (sphinx-togglebutton) and the code solutions folded with their verdicts under "Show the
+# solution" (myst-nb's hide-cell, with the prompt each solution cell sets).
+_EXERCISES = """() => {
+    const article = document.querySelector('article.bd-article');
+    const titles = [...article.querySelectorAll('.admonition-title')]
+        .map(t => t.textContent.trim());
+    const solutions = [...article.querySelectorAll('details')]
+        .filter(d => d.querySelector('summary')?.textContent.includes('Show the solution'));
+    const derivations = [...article.querySelectorAll('.admonition.dropdown')]
+        .filter(a => a.querySelector('.admonition-title')?.textContent.includes('Solution'));
+    // (a closed <details> keeps its content's boxes, hidden by content-visibility)
+    const visible = e => !!e && e.checkVisibility({checkOpacity: true, checkVisibilityCSS: true});
+    const body = a => a.querySelector(':scope > :not(.admonition-title)');
+    return {exercises: titles.filter(t => t.startsWith('Exercise')).length,
+            solutions: solutions.length,
+            solutionsShown: solutions.filter(d => d.open || visible(d.querySelector('pre'))).length,
+            derivations: derivations.length,
+            derivationsShown: derivations.filter(a => visible(body(a))).length};
+}"""
+
+
+@pytest.mark.parametrize("entry", CHAPTERS)
+def test_every_chapter_ends_with_exercises_whose_solutions_open_on_a_click(site, served, browser,
+                                                                          entry):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{served}/{entry}.html", wait_until="networkidle")
+    found = page.evaluate(_EXERCISES)
+    low = 2 if "misbehaves" in entry else 4
+    assert low <= found["exercises"] <= 6, found
+    assert found["solutions"] >= 1 and found["solutionsShown"] == 0, found
+    assert found["derivationsShown"] == 0, found
+    page.locator("details", has_text="Show the solution").first.locator("summary").click()
+    if found["derivations"]:
+        page.locator(".admonition.dropdown", has_text="Solution").first.locator(
+            ".admonition-title").click()
+        page.wait_for_timeout(500)  # the toggle's transition
+    opened = page.evaluate(_EXERCISES)
+    page.close()
+    assert opened["solutionsShown"] == 1, f"{entry}: a solution did not open on a click"
+    assert opened["derivationsShown"] == min(1, found["derivations"]), (
+        f"{entry}: a derivation stayed shut")
