@@ -704,29 +704,29 @@ def check_slerp(answer: Callable | None, strict: bool = False) -> Verdict:
 MYSTERY_A = (kl_to_standard_normal, mistakes.reparameterize_with_variance)
 MYSTERY_B = (mistakes.kl_for_log_std, reparameterize)
 
-_DIAGNOSIS_HINTS = {
-    "a": "run the Monte Carlo KL check on the pair as it is: it fails by many standard errors",
-    "d": "pair each part with the book's own partner: one of the two passes",
-}
+def _diagnosis(pair: str, answer: str | None, broken: str, why: str, strict: bool) -> Verdict:
+    """Which part of MYSTERY_<pair> is broken: ``broken`` is "KL" or "sampler"."""
+    right, passes = ("b", "sampler") if broken == "KL" else ("c", "KL")
+    return check_choice(answer, right, name=f"mystery {pair}", why=why, strict=strict, hints={
+        "a": "run the Monte Carlo KL check on the pair as it is: it fails by many standard "
+             "errors",
+        "d": "pair each part with the book's own partner: one of the two passes",
+        "c" if broken == "KL" else "b":
+            f"{pair}'s {passes} beside the book's {broken} passes the check; try {pair}'s "
+            f"{broken} beside the book's {passes}"})
 
 
 def check_diagnosis_a(answer: str | None, strict: bool = False) -> Verdict:
     """Exercise (diagnose): which part of ``MYSTERY_A`` is broken."""
-    return check_choice(answer, "c", name="mystery A", strict=strict,
-                        why="Its KL agrees with the book's sampler; its sampler scales the "
-                            "noise by the variance exp(logvar) where the standard deviation "
-                            "exp(logvar / 2) belongs.",
-                        hints={**_DIAGNOSIS_HINTS,
-                               "b": "A's KL beside the book's sampler passes the check; try "
-                                    "A's sampler beside the book's KL"})
+    return _diagnosis("A", answer, "sampler", strict=strict,
+                      why="Its KL agrees with the book's sampler; its sampler scales the noise "
+                          "by the variance exp(logvar) where the standard deviation "
+                          "exp(logvar / 2) belongs.")
 
 
 def check_diagnosis_b(answer: str | None, strict: bool = False) -> Verdict:
     """Exercise (diagnose): which part of ``MYSTERY_B`` is broken."""
-    return check_choice(answer, "b", name="mystery B", strict=strict,
-                        why="Its sampler is the book's; its KL is the one of an encoder "
-                            "that outputs log sigma, exp(2 logvar) and 2 logvar, so it charges "
-                            "for another q than the one sampled.",
-                        hints={**_DIAGNOSIS_HINTS,
-                               "c": "B's sampler beside the book's KL passes the check; try "
-                                    "B's KL beside the book's sampler"})
+    return _diagnosis("B", answer, "KL", strict=strict,
+                      why="Its sampler is the book's; its KL is the one of an encoder that "
+                          "outputs log sigma, exp(2 logvar) and 2 logvar, so it charges for "
+                          "another q than the one sampled.")
