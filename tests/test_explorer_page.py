@@ -215,6 +215,22 @@ def test_switching_models_switches_every_view_to_that_models_weights(
     assert not problems, problems
 
 
+def test_the_explorer_is_met_within_the_first_two_screens(site, served, browser):
+    """Issue 29: at 1280 x 800 the explorer starts within 2 x 800 px of the page's top (the
+    models' training and its log are folded above it), after a line saying what to try first."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{served}/{PAGE}", wait_until="networkidle")
+    top = page.evaluate("document.querySelector('.vae-explorer').getBoundingClientRect().top"
+                        " + window.scrollY")
+    before = page.evaluate("""[...document.querySelectorAll('article.bd-article p')]
+        .filter(p => p.compareDocumentPosition(document.querySelector('.vae-explorer'))
+                     & Node.DOCUMENT_POSITION_FOLLOWING)
+        .map(p => p.textContent).join(' ')""")
+    page.close()
+    assert top <= 2 * 800, f"the explorer starts {top:.0f} px down the page"
+    assert "Try first" in before, "no line before the explorer says what to try first"
+
+
 def test_the_explorer_fits_a_phone(site, served, browser, watch, screenshots):
     page, problems = open_page(browser, served, watch, 390)
     overflow = page.evaluate("""(() => {
