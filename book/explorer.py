@@ -151,37 +151,43 @@ _TEMPLATE = """\
 <style>{css}</style>
 <div class="vx-models" role="group" aria-label="the model explored"></div>
 <div class="vx-row">
-  <figure><canvas class="vx-map" width="300" height="300"
-    aria-label="map of the latent space: drag the point"></canvas>
+  <figure><canvas class="vx-map" width="300" height="300" tabindex="0" role="img"
+    aria-label="map of the latent space: drag the point, or move it with the arrow keys">
+    </canvas>
     <figcaption>The test set's codes, coloured by digit:
       <span class="vx-legend"></span>. Drag the white point.
       <span class="vx-extent"></span></figcaption></figure>
-  <figure><canvas class="vx-digit vx-big" width="28" height="28"></canvas>
+  <figure><canvas class="vx-digit vx-big" width="28" height="28" role="img"
+    aria-label="the digit decoded at the point"></canvas>
     <figcaption class="vx-where"></figcaption>
     <label>z<sub>1</sub> <input class="vx-z1" type="range" step="0.01" value="0"></label>
     <label>z<sub>2</sub> <input class="vx-z2" type="range" step="0.01" value="0"></label>
   </figure>
 </div>
 <div class="vx-row">
-  <figure><canvas class="vx-pad" width="168" height="168"
+  <figure><canvas class="vx-pad" width="168" height="168" role="img"
     aria-label="draw a digit here"></canvas>
     <figcaption>Draw a digit here. <button class="vx-clear" type="button">Clear</button>
     </figcaption></figure>
-  <figure><canvas class="vx-seen vx-small" width="28" height="28"></canvas>
+  <figure><canvas class="vx-seen vx-small" width="28" height="28" role="img"
+    aria-label="your drawing as the encoder sees it"></canvas>
     <figcaption>what the encoder sees</figcaption></figure>
-  <figure><canvas class="vx-recon vx-small" width="28" height="28"></canvas>
+  <figure><canvas class="vx-recon vx-small" width="28" height="28" role="img"
+    aria-label="your drawing decoded from its mean"></canvas>
     <figcaption>decoded from its mean</figcaption>
     <figcaption class="vx-code"></figcaption></figure>
 </div>
 <div class="vx-row">
-  <figure><canvas class="vx-posterior" width="240" height="240"
-    aria-label="the exact posterior of the digit and the Gaussian q: drag q"></canvas>
+  <figure><canvas class="vx-posterior" width="240" height="240" tabindex="0" role="img"
+    aria-label="the exact posterior of the digit and the Gaussian q: drag q, or move it with
+    the arrow keys"></canvas>
     <figcaption>The digit's exact posterior p(z | x) (shaded), the encoder's q (solid
       ellipse, 2 sigma) and your q (dashed): drag it, and scale its sigmas.</figcaption>
   </figure>
   <div class="vx-panel">
     <p><button class="vx-test" type="button">Next test digit</button> or draw one above.
-      <canvas class="vx-chosen vx-small" width="28" height="28"></canvas></p>
+      <canvas class="vx-chosen vx-small" width="28" height="28" role="img"
+      aria-label="the digit whose posterior is shown"></canvas></p>
     <p class="vx-numbers" aria-live="polite"></p>
     <label>sigma<sub>1</sub> &times; <input class="vx-s1" type="range" min="-2" max="2"
       step="0.01" value="0"></label>

@@ -231,6 +231,37 @@ def test_the_explorer_is_met_within_the_first_two_screens(site, served, browser)
     assert "Try first" in before, "no line before the explorer says what to try first"
 
 
+def test_the_explorer_answers_the_keyboard_and_names_its_images(site, served, browser, watch):
+    """Issue 29: every canvas has an accessible name, the sliders say their value in words, the
+    map takes focus and its arrow keys cross it in 30 presses, and q's centre moves by keyboard."""
+    page, problems = open_page(browser, served, watch, 1280)
+    unnamed = page.evaluate("""[...document.querySelectorAll('.vae-explorer canvas')]
+        .filter(c => !(c.getAttribute('aria-label') || '').trim()).map(c => c.className)""")
+    extent = float(page.locator(".vae-explorer .vx-z1").get_attribute("max"))
+    start = page.evaluate(f"{API}.state.z")
+    page.locator(".vae-explorer .vx-map").focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    moved = page.evaluate(f"{API}.state.z")
+    said = page.locator(".vae-explorer .vx-z1").get_attribute("aria-valuetext")
+    page.wait_for_function(f"{API}.exact.posterior !== null", timeout=30_000)
+    q = page.evaluate(f"[{API}.exact.mine.mu.slice(), {API}.exact.q.logvar]")
+    page.locator(".vae-explorer .vx-posterior").focus()
+    page.keyboard.press("ArrowUp")
+    after = page.evaluate(f"{API}.exact.mine.mu")
+    scale_said = page.locator(".vae-explorer .vx-s1").get_attribute("aria-valuetext")
+    page.close()
+    assert not unnamed, f"canvases with no accessible name: {unnamed}"
+    step = 2 * extent / 30
+    assert moved == pytest.approx([start[0] + 3 * step, start[1] - step], abs=1e-9), moved
+    assert said == f"z1 = {moved[0]:.2f}", said
+    (mu, logvar) = q
+    assert after == pytest.approx([mu[0], mu[1] + np.exp(logvar[1] / 2) / 4], abs=1e-9)
+    assert scale_said == "sigma1 times 1.00", scale_said
+    assert not problems, problems
+
+
 def test_the_explorer_fits_a_phone(site, served, browser, watch, screenshots):
     page, problems = open_page(browser, served, watch, 390)
     overflow = page.evaluate("""(() => {

@@ -738,10 +738,16 @@
       state.digit = decode(state.z);
       drawDigit(digit, state.digit);
       drawMap();
-      sliders[0].value = state.z[0];
-      sliders[1].value = state.z[1];
+      sliders.forEach((slider, k) => {
+        slider.value = state.z[k];
+        slider.setAttribute("aria-valuetext", `z${k + 1} = ${state.z[k].toFixed(2)}`);
+      });
       label.textContent = `z = (${state.z[0].toFixed(2)}, ${state.z[1].toFixed(2)})`;
     }
+
+    // The arrow keys as a direction, or null: how the map and q's centre move by keyboard.
+    const ARROWS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0],
+                     ArrowUp: [0, 1], ArrowDown: [0, -1] };
 
     // Dragging on the map (mouse, pen or finger).
     function pointerLatent(event) {
@@ -759,6 +765,13 @@
     for (const slider of sliders) {
       slider.addEventListener("input", () => show([+sliders[0].value, +sliders[1].value]));
     }
+    // By keyboard: the map takes focus, and an arrow moves the point 1/30 of the map's side.
+    map.addEventListener("keydown", event => {
+      const step = ARROWS[event.key];
+      if (!step) return;
+      event.preventDefault();
+      show([state.z[0] + step[0] * extent / 15, state.z[1] + step[1] * extent / 15]);
+    });
 
     // Drawing a digit: strokes on the pad; on release it is encoded and reconstructed.
     const ink = pad.getContext("2d");
@@ -1005,7 +1018,20 @@
     board.addEventListener("pointermove", event => {
       if (exact.posterior && board.hasPointerCapture(event.pointerId)) moveMine(boardLatent(event));
     });
-    for (const s of scales) s.addEventListener("input", () => moveMine(null));
+    // By keyboard: an arrow moves your q's centre by a quarter of the encoder's sigma.
+    board.addEventListener("keydown", event => {
+      const step = ARROWS[event.key];
+      if (!step || !exact.posterior) return;
+      event.preventDefault();
+      moveMine(exact.mine.mu.map((m, a) => m + step[a] * Math.exp(exact.q.logvar[a] / 2) / 4));
+    });
+    const describeScale = (s, a) => s.setAttribute(
+      "aria-valuetext", `sigma${a + 1} times ${Math.pow(2, +s.value).toFixed(2)}`);
+    scales.forEach(describeScale);
+    scales.forEach((s, a) => s.addEventListener("input", () => {
+      describeScale(s, a);
+      moveMine(null);
+    }));
     // Optimize q for the digit, in slices (as the posterior), so that the page stays
     // responsive; a new digit (study) or Clear (forget) cancels it.
     $("best").addEventListener("click", () => {
@@ -1024,7 +1050,7 @@
     });
     $("reset").addEventListener("click", () => {
       if (!exact.posterior) return;
-      for (const s of scales) s.value = 0;
+      scales.forEach((s, a) => { s.value = 0; describeScale(s, a); });
       moveMine(exact.q.mu.slice());
     });
     $("test").addEventListener("click", () => {
