@@ -262,6 +262,29 @@ def test_the_explorer_answers_the_keyboard_and_names_its_images(site, served, br
     assert not problems, problems
 
 
+def test_the_controls_wait_for_the_posterior_they_act_on(site, served, browser, watch):
+    """Issue 29: while a posterior computes, and after Clear, the sigma sliders, Optimize and
+    Reset are disabled (they would do nothing); once it is there, they are enabled."""
+    page, problems = open_page(browser, served, watch, 1280)
+    controls = ("""['s1', 's2', 'best', 'reset'].map(n => document.querySelector("""
+                """'.vae-explorer .vx-' + n).disabled)""")
+    page.wait_for_function(f"{API}.exact.posterior !== null", timeout=30_000)
+    ready = page.evaluate(controls)
+    page.locator(".vae-explorer .vx-test").click()
+    computing = page.evaluate(f"[{API}.exact.posterior === null, {controls}]")
+    page.wait_for_function(f"{API}.exact.posterior !== null", timeout=30_000)
+    again = page.evaluate(controls)
+    drag(page, ".vx-pad", [(0.5, 0.15), (0.5, 0.85)])  # a 1; its posterior replaces the test's
+    page.wait_for_function(f"{API}.exact.posterior !== null", timeout=30_000)
+    page.locator(".vae-explorer .vx-clear").click()
+    cleared = page.evaluate(controls)
+    page.close()
+    assert ready == [False] * 4 and again == [False] * 4, (ready, again)
+    assert computing == [True, [True] * 4], computing
+    assert cleared == [True] * 4, cleared
+    assert not problems, problems
+
+
 def test_the_explorer_fits_a_phone(site, served, browser, watch, screenshots):
     page, problems = open_page(browser, served, watch, 390)
     overflow = page.evaluate("""(() => {

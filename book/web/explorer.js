@@ -857,9 +857,7 @@
       for (const s of scales) s.value = 0;
       drawDigit($("chosen"), x);
       drawPosterior();  // blank until this digit's posterior is done
-      for (const control of [...scales, $("best"), $("reset")]) {
-        control.disabled = kind === "autoencoder";
-      }
+      ready(false);  // until then the sigmas, Optimize and Reset have nothing to act on
       if (kind === "autoencoder") {  // a code, no prior: nothing to integrate
         const [c1, c2] = exact.q.mu.map(v => v.toFixed(2));
         numbers.textContent = `An autoencoder's encoder gives one code, z = (${c1}, ${c2}): a ` +
@@ -877,10 +875,19 @@
         exact.encoderElbo = gaussianElbo(posterior, exact.q);
         exact.ms = performance.now() - start;
         exact.stats = stats;
+        ready(true);
         report();
         drawPosterior();
         if (done) done(exact.ms, stats);
       });
+    }
+
+    // The controls that act on a posterior: enabled only when there is one to act on, and
+    // Optimize not while it runs. The panel says it is busy meanwhile (aria-busy).
+    function ready(on) {
+      for (const control of [...scales, $("reset")]) control.disabled = !on;
+      $("best").disabled = !on || exact.optimising;
+      board.closest("figure").parentElement.setAttribute("aria-busy", String(!on));
     }
 
     function report() {
@@ -963,6 +970,7 @@
       if (exact.cancel) exact.cancel();
       exact.cancel = exact.x = exact.q = exact.posterior = exact.best = null;
       exact.optimising = false;
+      ready(false);
       drawDigit($("chosen"), new Float32Array(784));
       numbers.textContent = "Draw a digit above, or pick a test digit.";
       drawPosterior();
@@ -1037,6 +1045,7 @@
     $("best").addEventListener("click", () => {
       if (!exact.posterior || exact.optimising) return;
       exact.optimising = true;
+      ready(true);  // Optimize off while it runs
       report();
       exact.cancel = inSlices(bestGaussian(exact.posterior, exact.q), (best, stats) => {
         exact.cancel = null;
@@ -1044,6 +1053,7 @@
         exact.best = best;
         exact.bestElbo = gaussianElbo(exact.posterior, best);
         exact.bestStats = stats;
+        ready(true);
         report();
         drawPosterior();
       });
