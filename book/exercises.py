@@ -159,8 +159,7 @@ def check_function(answer: Callable[..., Any] | None, reference: Callable[..., A
         try:
             got = _call(answer, args)
         except _NotAttempted:
-            return _finish(Verdict(NOT_ATTEMPTED, f"{name}: {NOT_ATTEMPTED} (the stub still "
-                                   "raises NotImplementedError or returns None)"), strict)
+            return _finish(Verdict(NOT_ATTEMPTED, f"{name}: {NOT_ATTEMPTED}"), strict)
         except Exception as error:  # the reader's code failed: say how, and on what
             return _finish(Verdict(WRONG, f"✗ {name} is {WRONG}: it raised "
                                    f"{type(error).__name__}: {error}\n  on the input"
@@ -191,8 +190,7 @@ def check_number(answer: float | None, expected: float, *, name: str,
     ``mistakes`` pairs the values that known mistakes give with their hints.
     """
     if answer is None:
-        return _finish(Verdict(NOT_ATTEMPTED, f"{name}: {NOT_ATTEMPTED} (the answer is still "
-                               "None)"), strict)
+        return _finish(Verdict(NOT_ATTEMPTED, f"{name}: {NOT_ATTEMPTED}"), strict)
     if math.isclose(float(answer), expected, rel_tol=rtol, abs_tol=1e-9):
         return _finish(Verdict(RIGHT, f"✓ {name} = {float(answer):.6g} is {RIGHT}"), strict)
     message = f"✗ {name} is {WRONG}: expected {expected:.6g}, got {float(answer):.6g}"
@@ -207,8 +205,7 @@ def check_choice(answer: str | None, right: str, *, name: str, why: str,
                  hints: dict[str, str], strict: bool = False) -> Verdict:
     """One letter of a multiple choice: ``why`` is said when right, ``hints[letter]`` if not."""
     if answer is None:
-        return _finish(Verdict(NOT_ATTEMPTED, f"{name}: {NOT_ATTEMPTED} (the answer is still "
-                               "None)"), strict)
+        return _finish(Verdict(NOT_ATTEMPTED, f"{name}: {NOT_ATTEMPTED}"), strict)
     letter = str(answer).strip().lower().strip("()")
     if letter == right:
         verdict = f"✓ {name}: ({right}) is {RIGHT}. {why}"
@@ -628,8 +625,7 @@ def check_large_gap(index: int | None, model: Any, x: np.ndarray, *, threshold: 
 
     name = "a digit with a large gap"
     if index is None:
-        return _finish(Verdict(NOT_ATTEMPTED, f"{name}: {NOT_ATTEMPTED} (the answer is still "
-                               "None)"), strict)
+        return _finish(Verdict(NOT_ATTEMPTED, f"{name}: {NOT_ATTEMPTED}"), strict)
     if not 0 <= int(index) < len(x):
         return _finish(Verdict(WRONG, f"✗ {name}: the index must be in 0 .. {len(x) - 1}"),
                        strict)
